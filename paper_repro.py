@@ -1,0 +1,124 @@
+"""`repro`: the command line of the toolkit. It only wires commands to library functions.
+
+Every command validates its input once, here, and turns bad input into a
+one-line error naming the bad value (exit code 2), never a traceback.
+"""
+
+import json
+import math
+import sys
+from typing import Annotated
+
+import typer
+
+from results import StoreError
+
+app = typer.Typer(
+    help="Check the staleness-learning-rate scaling laws of asynchronous GRPO, and pick a safe learning rate.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+sweep_app = typer.Typer(help="Run a sweep over (τ, η, seed) and write a results store.")
+app.add_typer(sweep_app, name="sweep")
+
+
+class InputError(ValueError):
+    """Bad input found while a command runs (the library's ValueErrors are treated alike)."""
+
+
+def floats(option, text, *, positive=False):
+    """Parse a comma list of finite floats for ``option``; a bad entry is named in the error."""
+    values = []
+    for item in str(text).split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            raise typer.BadParameter(f"{item.strip()!r} is not a number", param_hint=option) from None
+        if not math.isfinite(value):
+            raise typer.BadParameter(f"{item.strip()!r} is not finite", param_hint=option)
+        if positive and value <= 0:
+            raise typer.BadParameter(f"{item.strip()} must be > 0", param_hint=option)
+        values.append(value)
+    return values
+
+
+def ints(option, text, *, minimum=None):
+    """Parse a comma list of integers for ``option``, each at least ``minimum``."""
+    values = []
+    for item in str(text).split(","):
+        try:
+            value = int(item)
+        except ValueError:
+            raise typer.BadParameter(f"{item.strip()!r} is not an integer", param_hint=option) from None
+        if minimum is not None and value < minimum:
+            raise typer.BadParameter(f"{value} must be ≥ {minimum}", param_hint=option)
+        values.append(value)
+    return values
+
+
+def emit(result, as_json, table):
+    """Print ``result`` as one JSON object (``--json``) or as ``table(result)`` text."""
+    typer.echo(json.dumps(result, indent=None, default=float) if as_json else table(result))
+
+
+def _print_version(value: bool):
+    if value:
+        from results.store import package_version
+
+        typer.echo(package_version())
+        raise typer.Exit()
+
+
+def _help_without_command(ctx: typer.Context):
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the package version and exit.")
+    ] = False,
+):
+    _help_without_command(ctx)
+
+
+@sweep_app.callback(invoke_without_command=True)
+def _sweep_root(ctx: typer.Context):
+    _help_without_command(ctx)
+
+
+# ---------------------------------------------------------------- theory & bandits (issue 2)
+
+# ---------------------------------------------------------------- synthetic sweeps (issue 3)
+
+# ---------------------------------------------------------------- llm (issue 4)
+
+# ---------------------------------------------------------------- analysis, advice, figures (issue 5)
+
+# ---------------------------------------------------------------- integrations (issue 6)
+
+
+def main(argv=None):
+    """Entry point of ``repro``: run the app, print any error on one line, exit 2 on bad input."""
+    try:
+        result = app(args=argv, prog_name="repro", standalone_mode=False)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.TyperException as error:  # click's usage errors, as vendored by typer
+        typer.echo(f"Error: {error.format_message()}", err=True)
+        sys.exit(2)
+    except (InputError, StoreError, ValueError, FileNotFoundError) as error:
+        typer.echo(f"Error: {str(error).splitlines()[0] if str(error) else type(error).__name__}", err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("Aborted.", err=True)
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

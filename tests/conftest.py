@@ -1,0 +1,32 @@
+"""Test-wide settings: offline hubs, strict JAX ranks, 64-bit JAX, deterministic torch."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_enable_x64", True)
+
+import pytest  # noqa: E402
+
+import paper_repro  # noqa: E402
+
+
+@pytest.fixture
+def repro(capsys):
+    """Run ``repro ARGS`` in-process; return (exit code, stdout, stderr)."""
+
+    def run(*args):
+        try:
+            paper_repro.main([str(a) for a in args])
+        except SystemExit as done:
+            code = done.code or 0
+        else:
+            code = 0
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
