@@ -4,9 +4,11 @@ Every command validates its input once, here, and turns bad input into a
 one-line error naming the bad value (exit code 2), never a traceback.
 """
 
+import enum
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -100,6 +102,35 @@ def _sweep_root(ctx: typer.Context):
 # ---------------------------------------------------------------- analysis, advice, figures (issue 5)
 
 # ---------------------------------------------------------------- integrations (issue 6)
+
+Framework = enum.Enum("Framework", {name: name for name in ("trl", "verl", "areal", "prime-rl", "nemo-rl", "openrlhf")})
+
+
+def _tau_table(result):
+    lines = [
+        f"τ = {result['tau']} learner steps per rollout batch (max lag {result['max_lag']})",
+        f"framework: {result['framework']} {result['trainer']}",
+        f"formula: {result['formula']}",
+        "knobs: " + ", ".join(
+            f"{k}={v}" + (" (default)" if k in result["defaults"] else "") for k, v in result["knobs"].items()
+        ),
+        f"source: {result['source']}",
+    ]
+    return "\n".join(lines + [f"warning: {w}" for w in result["warnings"]])
+
+
+@app.command("tau")
+def tau_command(
+    framework: Annotated[Framework, typer.Option(help="Framework whose config this is.")],
+    config: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="The framework's own config (YAML, JSON, TOML, launch command).")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (tau, max_lag, formula, knobs, warnings).")] = False,
+):
+    """Translate a framework's staleness knobs into the effective τ of THEORY.md §3 (input of `repro advise --tau`)."""
+    from integrations.staleness import translate
+
+    emit(translate(framework.value, config).as_dict(), as_json, _tau_table)
 
 
 def main(argv=None):
