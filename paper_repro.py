@@ -133,6 +133,42 @@ def tau_command(
     emit(translate(framework.value, config).as_dict(), as_json, _tau_table)
 
 
+LogFramework = enum.Enum("LogFramework", {name: name for name in ("trl", "verl")})
+
+
+@app.command("import")
+def import_command(
+    framework: Annotated[LogFramework, typer.Option(help="Framework that wrote the log.")],
+    log: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="trainer_state.json, JSONL (verl file logger) or CSV export.")
+    ],
+    out: Annotated[Path, typer.Option(help="Results store (netCDF) to write.")],
+    tau: Annotated[int | None, typer.Option(min=1, help="τ of the run (see `repro tau`); read from the log if absent.")] = None,
+    eta: Annotated[str | None, typer.Option(help="Learning rate η; the log's peak learning_rate if absent.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the run, the store's seed coord.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+):
+    """Import a TRL or verl metric log into a results store of one run, named as in THEORY.md §6."""
+    from integrations.logs import import_log
+    from results import write_atomic
+
+    eta_value = None if eta is None else floats("--eta", eta, positive=True)
+    if eta_value is not None and len(eta_value) != 1:
+        raise typer.BadParameter(f"{eta!r} is not one number", param_hint="--eta")
+    ds = import_log(log, framework.value, tau=tau, eta=eta_value and eta_value[0], seed=seed)
+    write_atomic(ds, out)
+    config = json.loads(ds.attrs["config"])
+    summary = {
+        "out": str(out), "steps": ds.sizes["step"], "variables": sorted(ds.data_vars),
+        "tau": config["tau"], "eta": config["eta"], "renamed": config["renamed"], "dropped": config["dropped"],
+    }
+    emit(summary, as_json, lambda s: "\n".join([
+        f"wrote {s['out']}: {s['steps']} steps, τ = {s['tau']}, η = {s['eta']:g}",
+        "mapped: " + ", ".join(f"{ours} ← {theirs}" for theirs, ours in s["renamed"].items()),
+        "dropped (not numeric): " + (", ".join(s["dropped"]) or "none"),
+    ]))
+
+
 def main(argv=None):
     """Entry point of ``repro``: run the app, print any error on one line, exit 2 on bad input."""
     try:
