@@ -179,6 +179,8 @@ def import_log(path, framework, *, tau=None, eta=None, seed=0):
     }
     tau, tau_source = _run_value("tau", tau, variables, lambda v: v[-1], integer=True)
     eta, eta_source = _run_value("eta", eta, variables, np.max, key=renamed.get(LEARNING_RATE[framework]))
+    for coord in ("tau", "eta", "seed"):  # a logged column of that name is the run's value, not a series
+        variables.pop(coord, None)
     config = {
         "source": "imported log",
         "framework": framework,
