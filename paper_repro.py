@@ -123,11 +123,13 @@ def _tau_table(result):
 def tau_command(
     framework: Annotated[Framework, typer.Option(help="Framework whose config this is.")],
     config: Annotated[
-        Path, typer.Option(exists=True, dir_okay=False, help="The framework's own config (YAML, JSON, TOML, launch command).")
+        Path, typer.Option(exists=True, dir_okay=False, help="Its config: YAML, JSON, TOML or launch command.")
     ],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (tau, max_lag, formula, knobs, warnings).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (tau, max_lag, formula, knobs, warnings).")
+    ] = False,
 ):
-    """Translate a framework's staleness knobs into the effective τ of THEORY.md §3 (input of `repro advise --tau`)."""
+    """Translate a framework's staleness knobs into the τ of THEORY.md §3 (the input of `repro advise --tau`)."""
     from integrations.staleness import translate
 
     emit(translate(framework.value, config).as_dict(), as_json, _tau_table)
@@ -140,10 +142,12 @@ LogFramework = enum.Enum("LogFramework", {name: name for name in ("trl", "verl")
 def import_command(
     framework: Annotated[LogFramework, typer.Option(help="Framework that wrote the log.")],
     log: Annotated[
-        Path, typer.Option(exists=True, dir_okay=False, help="trainer_state.json, JSONL (verl file logger) or CSV export.")
+        Path, typer.Option(exists=True, dir_okay=False, help="trainer_state.json, JSONL (verl file logger) or CSV.")
     ],
     out: Annotated[Path, typer.Option(help="Results store (netCDF) to write.")],
-    tau: Annotated[int | None, typer.Option(min=1, help="τ of the run (see `repro tau`); read from the log if absent.")] = None,
+    tau: Annotated[
+        int | None, typer.Option(min=1, help="τ of the run (see `repro tau`); read from the log if absent.")
+    ] = None,
     eta: Annotated[str | None, typer.Option(help="Learning rate η; the log's peak learning_rate if absent.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the run, the store's seed coord.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,

@@ -157,7 +157,7 @@ class _Knobs:
     def get(self, path, default, kind=int, minimum=1, aliases=()):
         """The value at ``path`` (or an alias), else ``default``; checked to be a ``kind`` ≥ ``minimum``."""
         value = next((v for v in map(self._lookup, (path, *aliases)) if v is not None), None)
-        if value is None or value == "auto":
+        if value is None:
             value = default
             self.defaults.append(path)
         if kind in (bool, str):
@@ -327,9 +327,9 @@ def verl(config):
     knobs = _Knobs(config)
     warnings = []
     epochs = knobs.get("actor_rollout_ref.actor.ppo_epochs", 1)
-    mini_batch = knobs.get("actor_rollout_ref.actor.ppo_mini_batch_size", 256)
     if knobs.has("async_training"):
         return _verl_fully_async(knobs, epochs, warnings)
+    mini_batch = knobs.get("actor_rollout_ref.actor.ppo_mini_batch_size", 256)
     batch = knobs.get("data.train_batch_size", 1024)
     # ppo_mini_batch_size and train_batch_size both count prompts; dp_actor.update_policy takes one optimizer
     # step per mini-batch, ppo_epochs times.
