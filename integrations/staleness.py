@@ -331,8 +331,8 @@ def verl(config):
         return _verl_fully_async(knobs, epochs, warnings)
     mini_batch = knobs.get("actor_rollout_ref.actor.ppo_mini_batch_size", 256)
     batch = knobs.get("data.train_batch_size", 1024)
-    # ppo_mini_batch_size and train_batch_size both count prompts; dp_actor.update_policy takes one optimizer
-    # step per mini-batch, ppo_epochs times.
+    # ppo_mini_batch_size and train_batch_size both count prompts; engine_workers.py train_mini_batch takes one
+    # optimizer step per mini-batch, ppo_epochs times.
     per_version = epochs * _steps_per_batch(
         batch, mini_batch, "data.train_batch_size", "actor.ppo_mini_batch_size", warnings
     )

@@ -128,10 +128,22 @@ def test_malformed_option_values_give_one_line_errors(repro, tmp_path, path, nam
               suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(_bad_values(fuzzed, _kind(fuzzed)))
     def check(value):
-        args = [*path, f"{fuzzed.opts[0]}={value}"]
-        for other in command.params:
-            if other is not fuzzed and getattr(other, "required", False):
-                args += [other.opts[0], _fill(other, _kind(other), tmp_path)]
+        options, positional = [], []
+        for param in command.params:
+            is_argument = param.param_type_name == "argument"
+            if param is fuzzed:
+                text = value
+            elif getattr(param, "required", False):
+                text = _fill(param, _kind(param), tmp_path)
+            else:
+                continue
+            if is_argument:
+                positional.append(text)
+            elif param is fuzzed:
+                options.insert(0, f"{param.opts[0]}={text}")  # first, so it is the value click checks first
+            else:
+                options += [param.opts[0], text]
+        args = [*path, *options, "--", *positional] if positional else [*path, *options]
         previous = signal.signal(signal.SIGALRM, _alarm)
         signal.alarm(ALARM_SECONDS)
         try:
