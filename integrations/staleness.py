@@ -14,14 +14,10 @@ Each rule below cites the code or documentation it follows, at the commits of
 realised staleness can be lower, and the advisor uses the cap to stay safe.
 """
 
-import json
 import math
-import shlex
-import tomllib
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
-import yaml
+from integrations.config_files import read_config
 
 
 @dataclass(frozen=True)
@@ -44,95 +40,11 @@ class Staleness:
     """Knobs absent from the config, hence taken at the framework's documented default."""
     source: str = ""
     """Where the rule comes from (file or documentation page at the pinned commit)."""
-    warnings: tuple = field(default=())
+    warnings: tuple = ()
     """Knobs that compound, and gaps between the cap and what the framework does."""
 
     def as_dict(self):
         return asdict(self) | {"defaults": list(self.defaults), "warnings": list(self.warnings)}
-
-
-# ---------------------------------------------------------------- reading configs
-
-
-def _nest(flat):
-    """``{"a.b": 1}`` → ``{"a": {"b": 1}}`` (dotted keys: OpenRLHF flags, Hydra overrides)."""
-    nested = {}
-    for key, value in flat.items():
-        node = nested
-        *parents, leaf = str(key).split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"config key {key!r} clashes with a value at {part!r}")
-        node[leaf] = value
-    return nested
-
-
-def _scalar(text):
-    """A command-line value as YAML reads it (``4`` → int, ``true`` → bool, ``0.1`` → float)."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def _parse_args(text):
-    """A launch command or an args file (``--key value``, ``--key=value``, ``--flag``, ``key=value``)."""
-    flat = {}
-    tokens = shlex.split(text.replace("\\\n", " "), comments=True)
-    for i, token in enumerate(tokens):
-        if token.startswith("--"):
-            key, eq, value = token[2:].partition("=")
-            if eq:
-                flat[key] = _scalar(value)
-            elif i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
-                flat[key] = _scalar(tokens[i + 1])
-            else:
-                flat[key] = True
-        elif "=" in token and not token.startswith("-"):
-            key, _, value = token.partition("=")
-            flat[key.lstrip("+")] = _scalar(value)
-    return flat
-
-
-def read_config(path):
-    """Load a framework config as a nested dict: YAML, JSON, TOML (PRIME-RL) or a launch command.
-
-    Dotted keys are nested, so ``train.async_queue_size: 2``, ``--train.async_queue_size 2``
-    and ``train: {async_queue_size: 2}`` read alike.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no config file at {path}")
-    text = path.read_text()
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".json":
-            loaded = json.loads(text)
-        elif suffix == ".toml":
-            loaded = tomllib.loads(text)
-        elif suffix in (".sh", ".args", ".txt"):
-            loaded = _parse_args(text)
-        else:
-            loaded = yaml.safe_load(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError) as error:
-        raise ValueError(f"cannot parse {path}: {str(error).splitlines()[0]}") from None
-    if loaded is None:
-        loaded = {}
-    if not isinstance(loaded, dict):
-        raise ValueError(f"{path} holds a {type(loaded).__name__}, not a mapping of config keys")
-    return _nest(_flatten(loaded))
-
-
-def _flatten(tree, prefix=""):
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat |= _flatten(value, name + ".")
-        else:
-            flat[name] = value
-    return flat
 
 
 class _Knobs:

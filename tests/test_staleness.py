@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from integrations.staleness import FRAMEWORKS, read_config, translate
+from integrations.config_files import read_config
+from integrations.staleness import FRAMEWORKS, translate
 
 DATA = Path(__file__).parent / "data" / "frameworks"
 
@@ -118,6 +119,21 @@ def test_dotted_and_nested_keys_read_alike(tmp_path):
                                   "policy.train_global_batch_size": 256}))
     assert read_config(dotted)["grpo"]["async_grpo"] == {"enabled": True, "max_trajectory_age_steps": 2}
     assert translate("nemo-rl", dotted).tau == translate("nemo-rl", DATA / "nemo_rl.yaml").tau == 6
+
+
+def test_launch_commands_read_like_yaml(tmp_path):
+    # verl is launched with Hydra overrides (key=value), OpenRLHF with dotted flags (--key value, --key=value, --flag)
+    verl = tmp_path / "run_verl.sh"
+    verl.write_text(
+        "python3 -m verl.trainer.main_ppo \\\n  data.train_batch_size=256 \\\n"
+        "  actor_rollout_ref.actor.ppo_mini_batch_size=64 actor_rollout_ref.actor.ppo_epochs=1 \\\n"
+        "  trainer.v1.trainer_mode=separate_async +trainer.v1.sampler.max_off_policy_threshold=2  # τ = 2·256/64\n"
+    )
+    assert translate("verl", verl).tau == translate("verl", DATA / "verl_v1_async.yaml").tau == 8
+    flags = tmp_path / "openrlhf.args"
+    flags.write_text("--train.async_enable --train.async_queue_size=2 --rollout.batch_size 128 "
+                     "--rollout.n_samples_per_prompt 8 --train.batch_size 512")
+    assert read_config(flags)["train"] == {"async_enable": True, "async_queue_size": 2, "batch_size": 512}
 
 
 @pytest.mark.parametrize(
