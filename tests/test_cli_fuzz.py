@@ -80,13 +80,15 @@ NOT_NUMBERS = st.one_of(
 
 def _bad_values(param, kind):
     if kind == "choice":
-        choices = {member.value for member in param.type_descriptor.annotation}
-        return st.text(string.ascii_letters + "-_", max_size=10).filter(lambda text: text not in choices)
+        choices = {str(member.value).lower() for member in param.type_descriptor.annotation}
+        return st.text(string.ascii_letters + "-_", max_size=10).filter(lambda text: text.lower() not in choices)
     if kind == "file":
         return st.text(string.ascii_lowercase, min_size=1, max_size=8).map(lambda name: f"/nonexistent/{name}.cfg")
     bad = NOT_NUMBERS
     if kind == "int":
         bad = bad | st.sampled_from(["1.5", "2.0", "1,2", "1e3"])
+    if getattr(param.type_descriptor.parameter_info, "clamp", False):
+        return bad  # out-of-range values are clamped, not rejected
     if getattr(param, "min", None) is not None:
         bad = bad | st.just(str(param.min - 1))
     if getattr(param, "max", None) is not None:
