@@ -159,12 +159,12 @@ def import_log(path, framework, *, tau=None, eta=None, seed=0):
     crosswalk = dict(CROSSWALK[framework])
     if framework == "trl" and any(key in names for key in TRL_ASYNC_KEYS):
         del crosswalk["kl_ref"]
+    dropped = sorted(n for n in names if any(_number(v.get(n)) is None for v in table.values() if n in v))
     renamed = {}
     for ours, theirs in crosswalk.items():
-        found = next((name for name in theirs if name in names), None)
+        found = next((name for name in theirs if name in names and name not in dropped), None)
         if found is not None:
             renamed[found] = ours
-    dropped = sorted(n for n in names if any(_number(v.get(n)) is None for v in table.values() if n in v))
     for name in names:
         if name not in renamed and name not in dropped:
             renamed[name] = name if name in METRICS or name in DIAGNOSTICS else sanitize(name)

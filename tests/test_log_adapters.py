@@ -56,6 +56,13 @@ def test_async_trl_kl_is_not_taken_for_kl_ref(tmp_path):
     assert "kl_ref" not in ds and "kl" in ds  # AsyncGRPOTrainer's kl is drift to the sampler, kept as is
 
 
+def test_a_mapped_metric_with_text_values_is_dropped_not_half_read(tmp_path):
+    log = tmp_path / "run.jsonl"
+    log.write_text("\n".join(json.dumps({"step": s, "reward": r, "kl": 0.1}) for s, r in enumerate([0.5, "n/a"])))
+    ds = import_log(log, "trl", tau=1, eta=1e-6)
+    assert "reward" not in ds and json.loads(ds.attrs["config"])["dropped"] == ["reward"]
+
+
 def test_tau_and_eta_come_from_the_log_when_it_records_them(tmp_path):
     log = tmp_path / "run.jsonl"
     log.write_text("\n".join(json.dumps({"step": s, "reward": 1.0, "tau": 3, "learning_rate": 2e-6}) for s in range(4)))
