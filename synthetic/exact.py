@@ -46,6 +46,13 @@ def binomial_pmf(p, n_minus_1):
     return jnp.exp(log_choose) * jnp.where(s == 0, 1.0, p**s) * jnp.where(s == n_minus_1, 1.0, (1.0 - p) ** (n_minus_1 - s))
 
 
+def _has_kl(kappa, logp_ref):
+    """Whether (3) has a KL term: a reference is given (κ may then be traced, e.g. vmapped)."""
+    if logp_ref is None and isinstance(kappa, (int, float)) and kappa != 0:
+        raise ValueError(f"kappa = {kappa} needs a reference policy")
+    return logp_ref is not None
+
+
 def exact_kl(logp_theta, logp_ref, prompt_weights):
     """Exact ``E_x KL(π_θ(·|x) ‖ π_ref(·|x))`` of a discrete policy."""
     per_prompt = jnp.sum(jnp.exp(logp_theta) * (logp_theta - logp_ref), axis=-1)
@@ -68,7 +75,7 @@ def population_surrogate(logp_theta, logp_beta, logp_sampler, reward, prompt_wei
     psi = clipped_term(rho, adv, eps, dual_clip)  # [P, Y, n]
     per_prompt = jnp.sum(pi_sampler * jnp.sum(psi * group_weights[:, None, :], axis=-1), axis=-1)
     objective = jnp.sum(prompt_weights * per_prompt)
-    if kappa:
+    if _has_kl(kappa, logp_ref):
         objective = objective - kappa * exact_kl(logp_theta, logp_ref, prompt_weights)
     return objective
 
@@ -133,6 +140,6 @@ def enumerated_surrogate(logp_theta, logp_beta, logp_sampler, reward, prompt_wei
         adv = advantages(reward[x][groups])
         rho = ratio(logp_theta[x][groups], logp_beta[x][groups])
         total += prompt_weights[x] * np.sum(prob * np.mean(clipped_term(rho, adv, eps, dual_clip), axis=1))
-    if kappa:
+    if _has_kl(kappa, logp_ref):
         total -= kappa * float(exact_kl(logp_theta, np.asarray(logp_ref, float), np.asarray(prompt_weights, float)))
     return total
