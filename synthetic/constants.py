@@ -19,7 +19,7 @@ estimators take sups of them over (θ, β) pairs — the secant form of THEORY.m
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Callable, NamedTuple
 
 import jax
@@ -191,7 +191,7 @@ def lemma1_bound_at(logp_fn, theta, beta, reward, prompt_weights, n, eps, kappa=
 # ---------------------------------------------------------------- region estimators
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DiscreteTask:
     """A discrete policy with binary rewards under GRPO: everything the constants depend on but (θ, β)."""
 
@@ -233,9 +233,23 @@ class RegionConstants(NamedTuple):
     """Largest ``‖θ − β‖_∞`` among the pairs (what the analytic bounds of §8 take as their radius)."""
 
 
-def pair_constants(task, thetas, betas, region, batch_size=16):
-    """Sups of G, TV/‖θ−β‖ and gap/‖θ−β‖ over the pairs ``(thetas[i], betas[i])`` (each ``[N, d]``)."""
-    terms = jax.lax.map(lambda pair: task.terms(*pair), (thetas, betas), batch_size=batch_size)
+@partial(jax.jit, static_argnames=("logp_fn", "n", "dual_clip", "batch_size"))
+def _pair_terms(logp_fn, thetas, betas, reward, prompt_weights, n, eps, kappa, theta_ref, dual_clip, batch_size):
+    def one(pair):
+        return lemma1_bound_at(logp_fn, *pair, reward, prompt_weights, n, eps, kappa, theta_ref, dual_clip)
+
+    return jax.lax.map(one, (thetas, betas), batch_size=batch_size)
+
+
+def pair_terms(task, thetas, betas, batch_size=16):
+    """:class:`Lemma1Terms` at every pair ``(thetas[i], betas[i])`` (each ``[N, d]``), compiled once per task shape."""
+    return _pair_terms(task.logp_fn, jnp.asarray(thetas, float), jnp.asarray(betas, float), task.reward,
+                       task.prompt_weights, task.n, task.eps, task.kappa, task.theta_ref, task.dual_clip,
+                       min(batch_size, len(thetas)))
+
+
+def summarize_terms(terms, thetas, betas, region):
+    """:class:`RegionConstants` from the :class:`Lemma1Terms` of a set of pairs: sups of G, TV/‖θ−β‖, gap/‖θ−β‖."""
     distance = np.asarray(terms.distance)
     apart = distance > 0
     G = float(jnp.max(terms.G))
@@ -246,17 +260,25 @@ def pair_constants(task, thetas, betas, region, batch_size=16):
                            max_pair_distance=float(np.max(np.abs(np.asarray(thetas) - np.asarray(betas)))))
 
 
+def pair_constants(task, thetas, betas, region, batch_size=16):
+    """G, L_D, L_β as sups over the pairs ``(thetas[i], betas[i])`` (each ``[N, d]``)."""
+    return summarize_terms(pair_terms(task, thetas, betas, batch_size), thetas, betas, region)
+
+
 def ball_pairs(center, radius, n_points, seed):
     """``n_points`` pairs (θ, β) in the ∞-ball ``‖· − center‖_∞ ≤ radius``.
 
-    Half are independent draws with corners favoured (where ratios are extreme);
+    Half are far pairs: β a random corner, θ a corner (a quarter of all pairs) or
+    uniform — corners are where the ratios are extreme;
     half put β at log-uniform distances 1e-3·2r … 2r from θ along a random sign
     direction (the secant sups of L_D and L_β can sit at short distances).
     """
-    key_theta, key_beta, key_sign, key_scale = jax.random.split(jax.random.PRNGKey(seed), 4)
+    key_theta, key_corner, key_beta, key_sign, key_scale = jax.random.split(jax.random.PRNGKey(seed), 5)
     d = center.shape[0]
-    half = n_points // 2
+    half, quarter = n_points // 2, n_points // 4
     theta = jax.random.uniform(key_theta, (n_points, d), minval=-1.0, maxval=1.0)
+    corner = jnp.sign(jax.random.uniform(key_corner, (quarter, d), minval=-1.0, maxval=1.0))
+    theta = theta.at[:quarter].set(corner)
     far = jnp.sign(jax.random.uniform(key_beta, (half, d), minval=-1.0, maxval=1.0))
     direction = jnp.sign(jax.random.uniform(key_sign, (n_points - half, d), minval=-1.0, maxval=1.0))
     scale = 10.0 ** jax.random.uniform(key_scale, (n_points - half, 1), minval=-3.0, maxval=0.0)
