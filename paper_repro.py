@@ -95,6 +95,169 @@ def _sweep_root(ctx: typer.Context):
 
 # ---------------------------------------------------------------- theory & bandits (issue 2)
 
+
+def _finite(option, value, *, positive=False):
+    """Reject a NaN/inf float option (click parses them) and, with ``positive``, a value ≤ 0."""
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"{value!r} is not finite", param_hint=option)
+    if positive and value <= 0:
+        raise typer.BadParameter(f"{value:g} must be > 0", param_hint=option)
+    return value
+
+
+def _at_least(option, value, least):
+    if value < least:
+        raise typer.BadParameter(f"{value} must be ≥ {least}", param_hint=option)
+    return value
+
+
+def _check_clip(eps, kl, dual_clip):
+    _finite("--eps", eps, positive=True)
+    if _finite("--kl", kl) < 0:
+        raise typer.BadParameter(f"{kl:g} must be ≥ 0", param_hint="--kl")
+    if dual_clip is not None and not (math.isfinite(dual_clip) and dual_clip > 1.0 + eps):
+        raise typer.BadParameter(f"{dual_clip!r} must be finite and > 1 + eps = {1 + eps:g}", param_hint="--dual-clip")
+
+
+def _correct_arms(text, n_arms):
+    arms = ints("--correct", text, minimum=0)
+    for arm in arms:
+        if arm >= n_arms:
+            raise typer.BadParameter(f"arm {arm} is out of range 0..{n_arms - 1} (K = {n_arms})", param_hint="--correct")
+    return arms
+
+
+def _logits(option, text, n_arms=None):
+    values = floats(option, text)
+    if n_arms is None and len(values) < 2:
+        raise typer.BadParameter(f"{text!r} has {len(values)} entry: a bandit needs K ≥ 2 arms", param_hint=option)
+    if n_arms is not None and len(values) != n_arms:
+        raise typer.BadParameter(f"{text!r} has {len(values)} entries, --theta has {n_arms}", param_hint=option)
+    return values
+
+
+def _exact_jax():
+    """Exact bandit numbers are float64: the reports promise 1e-6 relative agreement."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+
+def _theory_table(result):
+    marks = {True: "sympy ✓ (K = 2)", False: "sympy ✗ FAILED", None: "composed from the above"}
+    return "\n".join(f"[{marks[item['checked']]}] {item['statement']}" for item in result["derivations"])
+
+
+@app.command("theory")
+def theory_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object {derivations: [...]}.")] = False,
+):
+    """Print the softmax-bandit closed forms of THEORY.md §8, each checked with sympy for K = 2."""
+    from theory.softmax_bandit import derivations
+
+    result = {"derivations": [{"statement": s, "checked": c} for s, c in derivations()]}
+    emit(result, as_json, _theory_table)
+    return 1 if any(item["checked"] is False for item in result["derivations"]) else 0
+
+
+def _bias_table(r):
+    a = r["analytic"]
+    return "\n".join([
+        f"‖b‖ = {r['bias_norm']:.6g}   (b = g(θ, β) − g_on(θ), exact)",
+        f"‖θ − β‖ = {r['stale_drift']:.6g}",
+        f"Lemma 1 bound C_b ‖θ − β‖ = {r['bound']:.6g}   (analytic §8: {a['bound']:.6g})",
+        f"  G = {r['G']:.6g}, L_D = {r['L_D']:.6g}, L_β = {r['L_beta']:.6g}, C_b = {r['C_b']:.6g}",
+        f"  at (θ, β): 2 G TV + gap = {r['pointwise_bound']:.6g} (TV = {r['tv']:.6g}, gap = {r['behaviour_gap']:.6g})",
+        f"g(θ, β) = {[round(v, 6) for v in r['g_stale']]}",
+        f"g_on(θ) = {[round(v, 6) for v in r['g_on']]}",
+        f"region: {r['region']} ({r['n_pairs']} pairs)",
+    ])
+
+
+@app.command("bias")
+def bias_command(
+    theta: Annotated[str, typer.Option(help="Learner logits θ, comma list of K ≥ 2 numbers.")],
+    beta: Annotated[str, typer.Option(help="Behaviour logits β (the stale policy), K numbers.")],
+    correct: Annotated[str, typer.Option(help="Comma list of correct arms (reward 1), 0-based.")] = "0",
+    group: Annotated[int, typer.Option(help="Group size n ≥ 2.")] = 4,
+    eps: Annotated[float, typer.Option(help="Clip ε of (3), > 0.")] = 0.2,
+    kl: Annotated[float, typer.Option(help="KL coefficient κ (exact KL(π_θ ‖ π_ref)).")] = 0.0,
+    ref: Annotated[str | None, typer.Option(help="Reference logits, K numbers (default: uniform).")] = None,
+    dual_clip: Annotated[float | None, typer.Option(help="Dual-clip constant c > 1 + ε (default: none).")] = None,
+    points: Annotated[int, typer.Option(min=1, help="Sampled pairs in the region of the constants.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the sampled pairs.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+):
+    """Exact staleness bias b (17) of a softmax bandit at (θ, β), and Lemma 1's bound C_b ‖θ − β‖."""
+    _at_least("--group", group, 2)
+    theta_values = _logits("--theta", theta)
+    beta_values = _logits("--beta", beta, len(theta_values))
+    ref_values = None if ref is None else _logits("--ref", ref, len(theta_values))
+    arms = _correct_arms(correct, len(theta_values))
+    _check_clip(eps, kl, dual_clip)
+    _exact_jax()
+    from synthetic.bandit import bandit_task, bias_report
+
+    task = bandit_task(len(theta_values), arms, group, eps, kl, ref_values, dual_clip)
+    emit(bias_report(task, theta_values, beta_values, points, seed), as_json, _bias_table)
+
+
+Task = enum.Enum("Task", {name: name for name in ("bandit", "contextual")})
+
+
+def _constants_table(r):
+    rows = [f"{'':8}{'numeric':>12}{'analytic':>12}{'ratio':>8}"]
+    for name in ("G", "U", "L_D", "L_beta", "C_b"):
+        bound = r.get(f"{name}_analytic")
+        tail = f"{bound:12.5g}{bound / r[name]:8.1f}" if bound is not None and r[name] > 0 else f"{'–':>12}{'':8}"
+        rows.append(f"{name:8}{r[name]:12.5g}{tail}")
+    run = r["U_run"]
+    return "\n".join(rows + [
+        f"region: {r['region']} ({r['n_pairs']} pairs, max ‖θ − β‖_∞ = {r['max_pair_distance_inf']:.4g})",
+        f"U: max ‖θ_t+1 − θ_t‖/η of async SGD, η = {run['eta']:.4g}, τ = {run['tau']}, {run['steps']} steps, "
+        f"{run['groups_per_step']} groups per step; analytic U = G (plain ascent)",
+    ])
+
+
+@app.command("constants")
+def constants_command(
+    task: Annotated[Task, typer.Option(help="bandit (single prompt, K arms) or contextual (log-linear, P prompts).")],
+    arms: Annotated[int, typer.Option(help="K ≥ 2: arms (answers per prompt).")] = 4,
+    group: Annotated[int, typer.Option(help="Group size n ≥ 2.")] = 4,
+    eps: Annotated[float, typer.Option(help="Clip ε of (3), > 0.")] = 0.2,
+    kl: Annotated[float, typer.Option(help="KL coefficient κ to the uniform reference.")] = 0.0,
+    radius: Annotated[float, typer.Option(help="r of the region: the ∞-ball ‖θ‖_∞ ≤ r around uniform logits.")] = 0.5,
+    prompts: Annotated[int, typer.Option(min=1, help="P: prompts of the contextual task.")] = 16,
+    dim: Annotated[int, typer.Option(min=1, help="d: feature dimension of the contextual task.")] = 4,
+    correct: Annotated[str, typer.Option(help="Correct arms of the bandit task, comma list.")] = "0",
+    dual_clip: Annotated[float | None, typer.Option(help="Dual-clip constant c > 1 + ε (default: none).")] = None,
+    points: Annotated[int, typer.Option(min=2, help="Sampled (θ, β) pairs in the region.")] = 64,
+    tau: Annotated[int, typer.Option(min=1, help="Reuse τ of the SGD run that measures U.")] = 4,
+    steps: Annotated[int, typer.Option(min=1, help="Steps of the SGD run that measures U.")] = 50,
+    batch: Annotated[int, typer.Option(min=1, help="Groups per step of the SGD run that measures U.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the features, the pairs and the SGD run.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+):
+    """Local constants G, U, L_D, L_β (THEORY.md §2) over a ball, beside their §8 analytic upper bounds."""
+    _at_least("--arms", arms, 2)
+    _at_least("--group", group, 2)
+    _check_clip(eps, kl, dual_clip)
+    _finite("--radius", radius, positive=True)
+    arm_list = _correct_arms(correct, arms)
+    _exact_jax()
+    import jax.numpy as jnp
+
+    from synthetic.bandit import bandit_task, constants_report, contextual_task
+
+    if task is Task.bandit:
+        bandit, features, d = bandit_task(arms, arm_list, group, eps, kl, None, dual_clip), None, arms
+    else:
+        (bandit, features), d = contextual_task(prompts, arms, dim, group, eps, kl, seed, dual_clip), dim
+    report = constants_report(bandit, jnp.zeros(d), radius, points, seed, features, tau, steps, batch)
+    emit({"task": task.value, "arms": arms, "group": group, "eps": eps, "kl": kl, **report}, as_json,
+         _constants_table)
+
+
 # ---------------------------------------------------------------- synthetic sweeps (issue 3)
 
 # ---------------------------------------------------------------- llm (issue 4)
