@@ -1,0 +1,108 @@
+"""Rollouts: n sampled completions per prompt, behaviour log-probs and the policy version.
+
+Sampling draws from ``softmax(logits / T)`` with an explicit ``torch.Generator``.
+The behaviour log-probs ``log π_β(y_t | x, y_<t)`` are scored right after
+generation by :func:`token_logprobs` under the generating weights, the same
+function the learner uses, so a batch consumed by the weights that drew it has
+ratios exactly 1 (a KV-cached sampler's numbers differ in the last bits).
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from llm.tasks import reward
+
+
+@dataclass(frozen=True)
+class Batch:
+    """B groups of n completions; rows are prompt-major (row ``b·n + i`` is sample i of prompt b)."""
+
+    input_ids: torch.Tensor
+    """[B·n, P + L] left-padded prompt followed by the completion (pad after its end)."""
+    attention_mask: torch.Tensor
+    """[B·n, P + L] 1 on real tokens."""
+    completion_mask: torch.Tensor
+    """[B·n, L] 1 on completion tokens up to and including the end-of-sequence token."""
+    behaviour_logp: torch.Tensor
+    """[B·n, L] log π_β of each completion token, recorded at generation time."""
+    rewards: torch.Tensor
+    """[B, n] binary rewards."""
+    version: int
+    """Learner step whose weights generated the batch (the policy-version tag)."""
+
+    def rows(self, groups):
+        """The sub-batch of the groups in ``groups`` (a slice of prompt indices)."""
+        n = self.rewards.shape[1]
+        rows = slice(groups.start * n, groups.stop * n)
+        return Batch(self.input_ids[rows], self.attention_mask[rows], self.completion_mask[rows],
+                     self.behaviour_logp[rows], self.rewards[groups], self.version)
+
+
+def positions(attention_mask):
+    """Position ids that start at 0 on the first real token of a left-padded row."""
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def token_logprobs(model, input_ids, attention_mask, completion_length, temperature=1.0):
+    """[N, L] log-probs of the last ``completion_length`` tokens under ``model`` at ``temperature``."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                   position_ids=positions(attention_mask)).logits
+    logits = logits[:, -completion_length - 1:-1].float() / temperature
+    targets = input_ids[:, -completion_length:]
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts, max_new_tokens, temperature, generator):
+    """Sample one completion per prompt (``temperature = 0``: greedy), with a KV cache.
+
+    Returns ``(input_ids, attention_mask, completion_mask)`` as in :class:`Batch`.
+    """
+    device = next(model.parameters()).device
+    encoded = tokenizer(prompts, padding=True, return_tensors="pt", add_special_tokens=False).to(device)
+    ids, mask = encoded.input_ids, encoded.attention_mask
+    done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
+    cache, step_ids, new = None, ids, []
+    for _ in range(max_new_tokens):
+        out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions(mask)[:, -step_ids.shape[1]:],
+                    cache=cache, use_cache=True)
+        cache, logits = out.cache, out.logits[:, -1].float()
+        if temperature == 0:
+            token = logits.argmax(-1)
+        else:
+            token = torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=generator)[:, 0]
+        token = torch.where(done, tokenizer.pad_token_id, token)
+        new.append(~done)
+        mask = torch.cat([mask, (~done).long()[:, None]], dim=1)
+        step_ids = token[:, None]
+        ids = torch.cat([ids, step_ids], dim=1)
+        done = done | (token == tokenizer.eos_token_id)
+        if done.all():
+            break
+    return ids, mask, torch.stack(new, dim=1).long()
+
+
+def decode_completions(tokenizer, input_ids, completion_mask):
+    """Completion texts (without the end-of-sequence token)."""
+    tail = input_ids[:, -completion_mask.shape[1]:]
+    return [tokenizer.decode(row[keep.bool()], skip_special_tokens=True) for row, keep in zip(tail, completion_mask)]
+
+
+def rollout(model, tokenizer, problems, group, max_new_tokens, temperature, generator, version):
+    """A :class:`Batch` of ``group`` completions for each problem, tagged with ``version``."""
+    prompts = [p.prompt for p in problems for _ in range(group)]
+    ids, mask, completion_mask = generate(model, tokenizer, prompts, max_new_tokens, temperature, generator)
+    with torch.no_grad():
+        behaviour = token_logprobs(model, ids, mask, completion_mask.shape[1], temperature)
+    texts = decode_completions(tokenizer, ids, completion_mask)
+    answers = [p.answer for p in problems for _ in range(group)]
+    rewards = torch.tensor([reward(t, a) for t, a in zip(texts, answers)]).reshape(len(problems), group)
+    return Batch(ids, mask, completion_mask, behaviour, rewards.to(ids.device), version)
+
+
+def accuracy(model, tokenizer, problems, max_new_tokens):
+    """Mean greedy-decoding reward on ``problems`` (``val_reward``)."""
+    ids, _, completion_mask = generate(model, tokenizer, [p.prompt for p in problems], max_new_tokens, 0.0, None)
+    texts = decode_completions(tokenizer, ids, completion_mask)
+    return sum(reward(t, p.answer) for t, p in zip(texts, problems)) / len(problems)
