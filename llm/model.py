@@ -1,4 +1,4 @@
-"""One loader for every policy: ``tiny``, ``smollm2`` or a local model directory.
+"""One loader for every policy: ``tiny``, ``smollm2``, a local model directory or a .gguf file.
 
 ``tiny`` is a LlamaForCausalLM from a LlamaConfig (≈0.17–0.45 M parameters) with a
 character-level tokenizer built here with ``tokenizers``; ``smollm2`` is
@@ -79,8 +79,10 @@ def load(config, seed=0):
         tokenizer, model = _from_pretrained(gguf.parent, gguf_file=gguf.name)
     elif Path(config.name).is_dir():
         tokenizer, model = _from_pretrained(config.name)
+    elif Path(config.name).is_file() and config.name.endswith(".gguf"):
+        tokenizer, model = _from_pretrained(Path(config.name).parent, gguf_file=Path(config.name).name)
     else:
-        raise ValueError(f"unknown model {config.name!r}: use tiny, smollm2 or an existing model directory")
+        raise ValueError(f"unknown model {config.name!r}: use tiny, smollm2, a model directory or a .gguf file")
     tokenizer.padding_side = "left"
     dtype = torch.bfloat16 if config.device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
     return tokenizer, model.to(device=config.device, dtype=dtype)

@@ -69,16 +69,20 @@ def train(config, model_and_tokenizer=None):
     recorder = Recorder(config.steps)
     theta0 = flat_params(model)
     for t in range(config.steps):
-        if t % config.tau == 0:
-            model.eval()
-            batch = rollout(model, tokenizer, task.train(rng, grpo.prompts), grpo.group, grpo.max_new_tokens,
-                            grpo.temperature, generator, version=t)
-            beta = flat_params(model)
+        model.eval()
+        try:
+            if t % config.tau == 0:
+                batch = rollout(model, tokenizer, task.train(rng, grpo.prompts), grpo.group, grpo.max_new_tokens,
+                                grpo.temperature, generator, version=t)
+                beta = flat_params(model)
+            values = {"val_reward": accuracy(model, tokenizer, heldout, grpo.max_new_tokens)} \
+                if t % grpo.val_every == 0 else {}
+        except FloatingPointError:
+            recorder.collapse(t)
+            break
         theta = flat_params(model)
-        values = {"staleness": t - batch.version, "drift": float(l2_norm(theta - theta0)),
-                  "stale_drift": float(l2_norm(theta - beta))}
-        if t % grpo.val_every == 0:
-            values["val_reward"] = accuracy(model, tokenizer, heldout, grpo.max_new_tokens)
+        values.update(staleness=t - batch.version, drift=float(l2_norm(theta - theta0)),
+                      stale_drift=float(l2_norm(theta - beta)))
         part = consumed(batch, t, config.tau, grpo.reuse)
         length = part.completion_mask.shape[1]
         model.train()
@@ -100,6 +104,6 @@ def train(config, model_and_tokenizer=None):
         grad = -flat_grads(model)  # ĝ of (4) is the gradient of the surrogate, which the loss negates
         optimizer.step()
         if not recorder.update(t, theta, flat_params(model), grad, config.eta):
-            recorder.collapse(t + 1) if t + 1 < config.steps else None
+            recorder.collapse(min(t + 1, config.steps - 1))
             break
     return recorder.series, recorder.nan_step

@@ -68,6 +68,8 @@ def generate(model, tokenizer, prompts, max_new_tokens, temperature, generator):
         out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions(mask)[:, -step_ids.shape[1]:],
                     cache=cache, use_cache=True)
         cache, logits = out.cache, out.logits[:, -1].float()
+        if not torch.isfinite(logits).all():
+            raise FloatingPointError("the policy's logits are not finite")
         if temperature == 0:
             token = logits.argmax(-1)
         else:
