@@ -73,7 +73,7 @@ def _sample_coefficients(logp_fn, theta, beta, reward, n, eps, dual_clip):
     """
     logp_theta = logp_fn(theta)
     logp_beta = jax.lax.stop_gradient(logp_fn(beta))
-    score = jax.jacrev(logp_fn)(theta)  # [P, Y, d]
+    score = jax.jacfwd(logp_fn)(theta)  # [P, Y, d]; forward mode: d ≪ P·Y outputs
     rho = jnp.exp(logp_theta - logp_beta)  # [P, Y]
     adv = advantage_table(n)[reward.astype(jnp.int32)]  # [P, Y, n]
     rho_b = jnp.broadcast_to(rho[..., None], adv.shape)

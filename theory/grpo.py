@@ -62,14 +62,21 @@ def k3_kl(logp_theta, logp_ref):
     return xp.exp(q) - q - 1.0
 
 
-def clip_fraction(rho, eps):
-    """``clip_frac`` (§6): fraction of ratios outside ``[1−ε, 1+ε]``."""
+def clip_fraction(rho, eps, mask=None):
+    """``clip_frac`` (§6): fraction of ratios outside ``[1−ε, 1+ε]``, over the entries where ``mask`` is 1."""
     xp = array_namespace(rho)
-    outside = (rho < 1.0 - eps) | (rho > 1.0 + eps)
-    return xp.mean(xp.astype(outside, rho.dtype))
+    outside = xp.astype((rho < 1.0 - eps) | (rho > 1.0 + eps), rho.dtype)
+    if mask is None:
+        return xp.mean(outside)
+    return xp.sum(mask * outside) / xp.sum(mask)
 
 
-def effective_sample_size(w):
-    """``ess`` (§6): normalised effective sample size ``(Σw)² / (n Σw²)`` ∈ (0, 1]."""
+def effective_sample_size(w, mask=None):
+    """``ess`` (§6): normalised effective sample size ``(Σw)² / (n Σw²)`` ∈ (0, 1] of the ratios ``w``.
+
+    With ``mask`` (1 on the entries that count), ``n = Σ mask`` and the sums run over those entries.
+    """
     xp = array_namespace(w)
-    return xp.sum(w) ** 2 / (w.shape[0] * xp.sum(w * w))
+    if mask is None:
+        mask = xp.ones_like(w)
+    return xp.sum(mask * w) ** 2 / (xp.sum(mask) * xp.sum(mask * w * w))

@@ -1,0 +1,190 @@
+"""Asynchronous GRPO on a synthetic task, THEORY.md (4)–(6), (11)–(12), with every §6 metric.
+
+Pipeline (§3): the batch sampled from ``θ_{kτ}`` is consumed for τ learner
+steps, ``τ_t = t mod τ`` and ``β_t = θ_{t−τ_t}``; each step uses the whole batch
+or the ``τ_t``-th of τ disjoint slices (group b belongs to slice ``b mod τ``).
+The run is one ``lax.scan`` and η, τ and the seed are traced, so one compiled
+function serves a whole (τ, η, seed) grid.
+
+Metrics at step t describe ``θ_t`` and the update ``u_t`` it takes. Batch
+metrics are recorded every step; the exact population ones (``val_reward``,
+``kl_ref``, ``trunc_prob``, ``bias_norm`` and Lemma 1's ``bias_bound``) sum over
+every prompt and answer, so they are computed every ``exact_every`` steps (NaN in
+between) by an outer scan over blocks of that length.
+"""
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from synthetic.constants import lemma1_bound_at
+from synthetic.exact import exact_kl, staleness_bias
+from synthetic.tasks import success
+from theory.grpo import advantages, clip_fraction, effective_sample_size, ratio, surrogate
+from theory.metrics import cosine, l2_norm
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What is fixed across a sweep's grid (η, τ and the seed are arguments of the run)."""
+
+    steps: int = 2000
+    """Learner steps T."""
+    batch: int = 16
+    """Groups per rollout batch B."""
+    optimizer: str = "sgd"
+    """``"sgd"`` or ``"adam"``."""
+    beta1: float = 0.9
+    """Adam's first-moment decay (momentum); ignored by SGD."""
+    clip_norm: float | None = None
+    """Global gradient-norm clip (enforces Assumption 1's U); none: off."""
+    reuse: str = "whole"
+    """``"whole"``: every step uses the whole batch; ``"slices"``: step τ_t uses slice τ_t of τ."""
+    exact_every: int = 10
+    """Exact population metrics every this many steps (NaN in between)."""
+    lemma1: bool = True
+    """Also record Lemma 1's ``bias_bound`` (a Jacobian per evaluation) beside ``bias_norm``."""
+
+    def __post_init__(self):
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer {self.optimizer!r} is not sgd or adam")
+        if self.reuse not in ("whole", "slices"):
+            raise ValueError(f"reuse {self.reuse!r} is not whole or slices")
+        for name in ("steps", "batch", "exact_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)} must be ≥ 1")
+        if self.steps % self.exact_every:
+            raise ValueError(f"steps = {self.steps} must be a multiple of exact_every = {self.exact_every}")
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            raise ValueError(f"clip_norm = {self.clip_norm} must be > 0")
+
+
+def optimizer(config, eta):
+    """The optax transformation applied to ``−ĝ`` (optax minimises; GRPO ascends the surrogate)."""
+    base = optax.sgd(eta) if config.optimizer == "sgd" else optax.adam(eta, b1=config.beta1)
+    return base if config.clip_norm is None else optax.chain(optax.clip_by_global_norm(config.clip_norm), base)
+
+
+class Batch(NamedTuple):
+    prompts: jax.Array  # [B]
+    answers: jax.Array  # [B, n]
+    logp_beta: jax.Array  # [B, n] behaviour log-probs recorded at sampling time
+    version: jax.Array  # learner step whose weights sampled it
+
+
+class Carry(NamedTuple):
+    theta: jax.Array
+    beta: jax.Array
+    opt_state: optax.OptState
+    batch: Batch
+    prev_update: jax.Array
+    prev_grad: jax.Array
+    cycle_sum: jax.Array
+    prev_cycle_sum: jax.Array
+    key: jax.Array
+
+
+def sample_batch(task, theta, key, n_groups, version):
+    """B groups ``z ~ D_θ`` on the train prompts, with behaviour log-probs (the rollout worker)."""
+    problem = task.problem
+    logp = problem.logp_fn(theta)
+    key_prompt, key_answer = jax.random.split(key)
+    prompts = jax.random.choice(key_prompt, logp.shape[0], (n_groups,), p=problem.prompt_weights)
+    answers = jax.random.categorical(key_answer, logp[prompts][:, None, :], axis=-1, shape=(n_groups, problem.n))
+    return Batch(prompts, answers, logp[prompts[:, None], answers], jnp.asarray(version))
+
+
+def batch_objective(theta, task, batch, weights):
+    """Minibatch surrogate (4): weighted mean over groups of ℓ(θ; β, z_b), sequence-level ratios (2)."""
+    problem = task.problem
+    rewards = problem.reward[batch.prompts[:, None], batch.answers]
+    rho = ratio(task.sampled_logp(theta, batch.prompts, batch.answers), batch.logp_beta)
+    kl = 0.0
+    if problem.kappa:
+        logp = problem.logp_fn(theta)
+        logp_ref = jax.lax.stop_gradient(problem.logp_fn(problem.theta_ref))
+        kl = jnp.sum(jnp.exp(logp[batch.prompts]) * (logp[batch.prompts] - logp_ref[batch.prompts]), axis=-1)
+    per_group = surrogate(rho, advantages(rewards), problem.eps, kl, problem.kappa, problem.dual_clip)
+    return jnp.sum(weights * per_group) / jnp.sum(weights), (rho, advantages(rewards), rewards)
+
+
+def make_run(task, config):
+    """``run(eta, tau, seed) -> {metric: [T]}``, pure and jittable; vmap it over any of its arguments."""
+    problem = task.problem
+
+    def learner_step(carry, t, eta, tau, tx):
+        key, key_batch = jax.random.split(carry.key)
+        sync = t % tau == 0
+        beta = jnp.where(sync, carry.theta, carry.beta)
+        # t and τ are shared by every run of a vmapped grid, so this stays a real branch.
+        batch = jax.lax.cond(sync, lambda: sample_batch(task, carry.theta, key_batch, config.batch, t),
+                             lambda: carry.batch)
+        lag = t - batch.version
+        group = jnp.arange(config.batch)
+        weights = jnp.ones(config.batch) if config.reuse == "whole" else (group % tau == lag % tau).astype(float)
+        (_, (rho, adv, rewards)), grad = jax.value_and_grad(batch_objective, has_aux=True)(
+            carry.theta, task, batch, weights)
+        updates, opt_state = tx.update(-grad, carry.opt_state, carry.theta)
+        theta_next = optax.apply_updates(carry.theta, updates)
+        u = (theta_next - carry.theta) / eta
+        cycle_end = (t + 1) % tau == 0
+        cycle_sum = carry.cycle_sum + u
+        neg = adv < 0
+        sample_w = jnp.broadcast_to(weights[:, None], rho.shape)
+        metrics = {
+            "reward": jnp.sum(sample_w * rewards) / jnp.sum(sample_w),
+            "grad_cos": cosine(u, carry.prev_update),
+            "raw_grad_cos": cosine(grad, carry.prev_grad),
+            "drift": l2_norm(carry.theta - task.theta_0),
+            "stale_drift": l2_norm(carry.theta - beta),
+            "clip_frac": clip_fraction(rho, problem.eps, sample_w),
+            "ess": effective_sample_size(rho, sample_w),
+            "update_norm": l2_norm(u),
+            "batch_cos": jnp.where(cycle_end & (t >= tau), cosine(cycle_sum, carry.prev_cycle_sum), jnp.nan),
+            "max_neg_ratio": jnp.max(jnp.where(neg & (sample_w > 0), rho, 0.0)),
+            "staleness": lag.astype(float),
+        }
+        carry = Carry(theta_next, beta, opt_state, batch, u, grad,
+                      jnp.where(cycle_end, 0.0, cycle_sum), jnp.where(cycle_end, cycle_sum, carry.prev_cycle_sum), key)
+        return carry, metrics
+
+    def exact_metrics(theta, beta):
+        logp = problem.logp_fn(theta)
+        args = (problem.reward, problem.prompt_weights, problem.n, problem.eps, problem.kappa, problem.theta_ref,
+                problem.dual_clip)
+        metrics = {
+            "val_reward": success(task, theta, task.val_weights),
+            "kl_ref": exact_kl(logp, problem.logp_fn(problem.theta_ref), problem.prompt_weights),
+            "trunc_prob": jnp.sum(problem.prompt_weights * jnp.sum(jnp.exp(logp) * task.truncated, axis=-1)),
+        }
+        if config.lemma1:
+            terms = lemma1_bound_at(problem.logp_fn, theta, beta, *args)
+            metrics.update(bias_norm=terms.bias_norm, bias_bound=terms.bound)
+        else:
+            metrics["bias_norm"] = l2_norm(staleness_bias(problem.logp_fn, theta, beta, *args)[0])
+        return metrics
+
+    def run(eta, tau, seed):
+        tx = optimizer(config, eta)
+        theta_0 = task.theta_0
+        key_init, key_run = jax.random.split(jax.random.PRNGKey(seed))
+        zeros = jnp.zeros_like(theta_0)
+        carry = Carry(theta_0, theta_0, tx.init(theta_0), sample_batch(task, theta_0, key_init, config.batch, 0),
+                      zeros, zeros, zeros, zeros, key_run)
+
+        def block(carry, t_block):
+            ts = t_block * config.exact_every + jnp.arange(config.exact_every)
+            theta_t, beta_t = carry.theta, jnp.where(ts[0] % tau == 0, carry.theta, carry.beta)
+            carry, metrics = jax.lax.scan(lambda c, t: learner_step(c, t, eta, tau, tx), carry, ts)
+            first = jnp.arange(config.exact_every) == 0
+            for name, value in exact_metrics(theta_t, beta_t).items():
+                metrics[name] = jnp.where(first, value, jnp.nan)
+            return carry, metrics
+
+        _, metrics = jax.lax.scan(block, carry, jnp.arange(config.steps // config.exact_every))
+        return {name: value.reshape(-1) for name, value in metrics.items()}
+
+    return run
