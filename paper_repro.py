@@ -285,14 +285,18 @@ def sweep_llm_command(
     reuse: Annotated[LlmReuse, typer.Option(help="Each of the τ steps uses the whole batch or one of τ slices.")] = (
         LlmReuse.whole),
     device: Annotated[str, typer.Option(help="torch device (cpu, cuda).")] = "cpu",
+    threads: Annotated[int, typer.Option(help="torch CPU threads; tiny models run fastest on one.")] = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
 ):
     """Run async GRPO (THEORY.md §3 reuse pipeline) on a Llama-architecture model over τ × η × seed."""
     import dataclasses
 
+    import torch
+
     from llm.config import ModelConfig, TaskConfig
     from llm.sweep import preset, run_sweep
 
+    torch.set_num_threads(_at_least("--threads", threads, 1))
     config = preset(quick, size.value)
     if model not in ("tiny", "smollm2") and not Path(model).is_dir() and not (
             model.endswith(".gguf") and Path(model).is_file()):

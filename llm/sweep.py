@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from llm.config import GRPOConfig, ModelConfig, RunConfig, TaskConfig, WarmstartConfig
 from llm.pipeline import check, train
+from llm.tasks import make_task
 from results import SweepStore, to_dataset
 from theory.metrics import SWEEP_DIMS
 
@@ -64,6 +65,7 @@ def run_sweep(config, out_path, progress=True):
     runs = config.runs()
     for run in runs:
         check(run)
+    make_task(config.task)  # a bad task file fails here, before any run
     store = SweepStore(out_path, config)
     parts = []
     for run in tqdm(runs, desc="llm sweep", unit="run", disable=not progress):
