@@ -77,8 +77,12 @@ def make_logp(answers, prompt_features, vocab):
     return logp, sequence_logp
 
 
-def first_token_reward(answers, targets):
-    """Reward 1 iff the answer ends (not truncated) and its first token is the prompt's target: ``[P, Y]``."""
-    ends = ~answers.truncated & (answers.length >= 2)
+def first_token_reward(answers, targets, min_content=1):
+    """Reward 1 iff the answer ends, has ≥ ``min_content`` content tokens and starts with the prompt's target: ``[P, Y]``.
+
+    A long ``min_content`` puts the correct answers next to the length cap, so
+    pushing them up also pushes toward truncation: the end-token collapse route.
+    """
+    ends = ~answers.truncated & (answers.length >= min_content + 1)
     hits = answers.tokens[None, :, 0] == np.asarray(targets)[:, None]
     return (hits & ends[None]).astype(np.float64)

@@ -74,7 +74,8 @@ def make_task(name, n=8, eps=0.2, kappa=0.0, dual_clip=None, seed=0):
     raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
 
 
-def _autoregressive(n, eps, kappa, dual_clip, seed, vocab=3, max_len=4, n_features=8, n_prompts=64, n_val=16):
+def _autoregressive(n, eps, kappa, dual_clip, seed, vocab=3, max_len=4, n_features=8, n_prompts=64, n_val=16,
+                    eos_logit=1.0, min_content=1):
     rng = np.random.default_rng(seed)
     answers = autoregressive.enumerate_answers(vocab, max_len)
     features = rng.normal(size=(n_prompts, n_features)) / np.sqrt(n_features)
@@ -83,10 +84,10 @@ def _autoregressive(n, eps, kappa, dual_clip, seed, vocab=3, max_len=4, n_featur
     theta_0 = np.zeros(autoregressive.n_params(vocab, max_len, n_features))
     # EOS logit +1 after the first token: answers mostly end, as an instruction-tuned policy's do.
     position = theta_0[(vocab + 2) * (vocab + 1):][: max_len * (vocab + 1)].reshape(max_len, vocab + 1)
-    position[1:, vocab] = 1.0
+    position[1:, vocab] = eos_logit
     position[0, vocab] = -3.0
     theta_0 = jnp.asarray(theta_0)
     train, val = _split(n_prompts, n_val)
-    reward = jnp.asarray(autoregressive.first_token_reward(answers, targets))
+    reward = jnp.asarray(autoregressive.first_token_reward(answers, targets, min_content))
     problem = DiscreteTask(logp_fn, reward, train, n, eps, kappa, theta_0, dual_clip)
     return SimTask(problem, val, jnp.asarray(answers.truncated, float), theta_0, "autoregressive", answer_logp)
