@@ -260,6 +260,65 @@ def constants_command(
 
 # ---------------------------------------------------------------- synthetic sweeps (issue 3)
 
+SynthTask = enum.Enum("SynthTask", {name: name for name in ("bandit", "contextual", "autoregressive")})
+SynthOptimizer = enum.Enum("SynthOptimizer", {"sgd": "sgd", "adam": "adam"})
+SynthReuse = enum.Enum("SynthReuse", {"whole": "whole", "slices": "slices"})
+
+
+@sweep_app.command("synthetic")
+def sweep_synthetic_command(
+    out: Annotated[Path, typer.Option(help="Results store (netCDF) to write; STORE.parts/ keeps finished τ values.")],
+    task: Annotated[SynthTask, typer.Option(help="Synthetic task.")] = SynthTask.autoregressive,
+    optimizer: Annotated[SynthOptimizer, typer.Option(help="Learner optimiser (optax).")] = SynthOptimizer.sgd,
+    quick: Annotated[bool, typer.Option("--quick/--full", help="Preset grid used for options not given.")] = False,
+    tau: Annotated[str | None, typer.Option(help="Comma list of τ ≥ 1 (default: the preset's).")] = None,
+    eta: Annotated[str | None, typer.Option(help="Comma list of learning rates η > 0 (default: the preset's).")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Seeds per cell (default: the preset's).")] = None,
+    seed: Annotated[int, typer.Option(help="First seed; also seeds the task.")] = 0,
+    steps: Annotated[int | None, typer.Option(help="Learner steps T per run (default: the preset's).")] = None,
+    batch: Annotated[int, typer.Option(help="Groups per rollout batch B.")] = 16,
+    group: Annotated[int, typer.Option(help="Group size n.")] = 8,
+    eps: Annotated[float, typer.Option(help="Clip ε.")] = 0.2,
+    kl: Annotated[float, typer.Option(help="KL coefficient κ (exact KL to θ_0).")] = 0.0,
+    dual_clip: Annotated[float | None, typer.Option(help="Dual-clip constant c > 1 + ε.")] = None,
+    clip_norm: Annotated[float | None, typer.Option(help="Global gradient-norm clip (enforces U).")] = None,
+    beta1: Annotated[float, typer.Option(help="Adam's momentum β1.")] = 0.9,
+    reuse: Annotated[SynthReuse, typer.Option(help="Each of the τ steps uses the whole batch or one of τ slices.")] = (
+        SynthReuse.whole),
+    exact_every: Annotated[int | None, typer.Option(help="Exact population metrics every k steps.")] = None,
+    lemma1: Annotated[bool, typer.Option("--lemma1/--no-lemma1", help="Record Lemma 1's bias_bound too.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
+):
+    """Run async GRPO (THEORY.md §3) on a synthetic task over τ × η × seed, exactly measured."""
+    from synthetic.sweep import SweepConfig, run_sweep
+
+    _exact_jax()
+    _check_clip(eps, kl, dual_clip)
+    if clip_norm is not None:
+        _finite("--clip-norm", clip_norm, positive=True)
+    if not (math.isfinite(beta1) and 0 <= beta1 < 1):
+        raise typer.BadParameter(f"{beta1!r} must be in [0, 1)", param_hint="--beta1")
+    changes = {"optimizer": optimizer.value, "beta1": beta1, "seed": seed, "batch": _at_least("--batch", batch, 1),
+               "group": _at_least("--group", group, 2), "eps": eps, "kappa": kl, "dual_clip": dual_clip,
+               "clip_norm": clip_norm, "reuse": reuse.value, "lemma1": lemma1}
+    if tau is not None:
+        changes["taus"] = tuple(ints("--tau", tau, minimum=1))
+    if eta is not None:
+        changes["etas"] = tuple(floats("--eta", eta, positive=True))
+    if seeds is not None:
+        changes["seeds"] = _at_least("--seeds", seeds, 1)
+    if steps is not None:
+        changes["steps"] = _at_least("--steps", steps, 1)
+    if exact_every is not None:
+        changes["exact_every"] = _at_least("--exact-every", exact_every, 1)
+    config = SweepConfig.preset(task.value, quick, **changes)
+    if config.steps % config.exact_every:
+        raise typer.BadParameter(f"{config.steps} is not a multiple of --exact-every {config.exact_every}",
+                                 param_hint="--steps")
+    ds = run_sweep(config, out, progress=progress)
+    typer.echo(f"wrote {out}: {dict(ds.sizes)}, variables {', '.join(sorted(ds.data_vars))}")
+
+
 # ---------------------------------------------------------------- llm (issue 4)
 
 LlmTask = enum.Enum("LlmTask", {"arithmetic": "arithmetic", "gsm8k": "gsm8k"})
