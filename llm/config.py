@@ -62,6 +62,8 @@ class GRPOConfig:
     """§3 (11): each of the τ steps uses the whole batch, or the k-th of τ disjoint slices."""
     val_every: int = 5
     """``val_reward`` every this many learner steps (greedy decoding on the held-out split)."""
+    bias_every: int = 0
+    """``bias_norm`` (§7 split-halves estimator, two extra batches) every this many steps; 0: never."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import torch
 
+from llm.bias import bias_estimate, group_gradients
 from llm.loss import grpo_loss, sequence_advantages
 from llm.model import load
 from llm.probes import Recorder, flat_grads, flat_params, ratio_stats
@@ -50,6 +51,18 @@ def consumed(batch, t, tau, reuse):
     return batch.rows(slice(j * per, (j + 1) * per))
 
 
+def staleness_bias(model, behaviour, reference, tokenizer, task, grpo, rng, generator):
+    """§7 ``bias_norm`` at θ_t: gradients at θ_t on a *new* batch from β_t and on a fresh batch from θ_t."""
+    # independent prompts for the two batches: the estimator's noise terms assume independent means
+    batches = [rollout(policy, tokenizer, task.train(rng, grpo.prompts), grpo.group, grpo.max_new_tokens,
+                       grpo.temperature, generator, 0) for policy in (behaviour, model)]
+    model.train()
+    stale, fresh = (group_gradients(model, b, grpo.eps, grpo.temperature, reference, grpo.kappa, grpo.sequence_ratio)
+                    for b in batches)
+    estimate = bias_estimate(stale, fresh)
+    return {name: estimate[name] for name in ("bias_norm", "bias_norm_lo", "bias_norm_hi")}
+
+
 def train(config, model_and_tokenizer=None):
     """Run GRPO for ``config.steps`` learner steps; return ``(series, nan_step)``.
 
@@ -66,6 +79,8 @@ def train(config, model_and_tokenizer=None):
     rng = np.random.default_rng([seed, 2])
     optimizer = make_optimizer(grpo.optimizer, [p for p in model.parameters() if p.requires_grad], config.eta)
     heldout = task.heldout()
+    bias_rng, bias_generator = np.random.default_rng([seed, 3]), torch.Generator(device).manual_seed(seed + 1_000_003)
+    behaviour = copy.deepcopy(model) if grpo.bias_every else None
     recorder = Recorder(config.steps)
     theta0 = flat_params(model)
     for t in range(config.steps):
@@ -75,6 +90,8 @@ def train(config, model_and_tokenizer=None):
                 batch = rollout(model, tokenizer, task.train(rng, grpo.prompts), grpo.group, grpo.max_new_tokens,
                                 grpo.temperature, generator, version=t)
                 beta = flat_params(model)
+                if behaviour is not None:
+                    behaviour.load_state_dict(model.state_dict())
             values = {"val_reward": accuracy(model, tokenizer, heldout, grpo.max_new_tokens)} \
                 if t % grpo.val_every == 0 else {}
         except FloatingPointError:
@@ -83,6 +100,8 @@ def train(config, model_and_tokenizer=None):
         theta = flat_params(model)
         values.update(staleness=t - batch.version, drift=float(l2_norm(theta - theta0)),
                       stale_drift=float(l2_norm(theta - beta)))
+        if grpo.bias_every and t % grpo.bias_every == 0:
+            values.update(staleness_bias(model, behaviour, reference, tokenizer, task, grpo, bias_rng, bias_generator))
         part = consumed(batch, t, config.tau, grpo.reuse)
         length = part.completion_mask.shape[1]
         model.train()

@@ -15,8 +15,8 @@ from theory.grpo import clip_fraction, effective_sample_size
 from theory.metrics import cosine, l2_norm
 
 PER_STEP = ("reward", "val_reward", "grad_cos", "drift", "stale_drift", "clip_frac", "ess", "kl_ref",
-            "update_norm", "raw_grad_cos", "max_neg_ratio", "staleness")
-"""Recorded every learner step (``val_reward`` only every k steps, NaN between)."""
+            "bias_norm", "bias_norm_lo", "bias_norm_hi", "update_norm", "raw_grad_cos", "max_neg_ratio", "staleness")
+"""Recorded every learner step (``val_reward`` and ``bias_norm`` with its interval every k steps, NaN between)."""
 
 
 def flat_params(model):
