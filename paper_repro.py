@@ -343,6 +343,8 @@ def sweep_llm_command(
     optimizer: Annotated[LlmOptimizer, typer.Option(help="Learner optimiser.")] = LlmOptimizer.adamw,
     reuse: Annotated[LlmReuse, typer.Option(help="Each of the τ steps uses the whole batch or one of τ slices.")] = (
         LlmReuse.whole),
+    bias_every: Annotated[int | None, typer.Option(help="bias_norm (§7) every k steps; 0: never (default: preset).")] = (
+        None),
     device: Annotated[str, typer.Option(help="torch device (cpu, cuda).")] = "cpu",
     threads: Annotated[int, typer.Option(help="torch CPU threads; tiny models run fastest on one.")] = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
@@ -365,6 +367,8 @@ def sweep_llm_command(
     changes = {"model": ModelConfig(model, size.value, device),
                "task": TaskConfig(task.value, _at_least("--digits", digits, 1), path=str(data or "")),
                "grpo": dataclasses.replace(config.grpo, optimizer=optimizer.value, reuse=reuse.value)}
+    if bias_every is not None:
+        changes["grpo"] = dataclasses.replace(changes["grpo"], bias_every=_at_least("--bias-every", bias_every, 0))
     if tau is not None:
         changes["taus"] = tuple(ints("--tau", tau, minimum=1))
     if eta is not None:

@@ -47,9 +47,9 @@ def preset(quick, size="small"):
     """The standard grids on the tiny Llama of width ``size``: ``quick`` (seconds) or full (about an hour)."""
     model = ModelConfig("tiny", size)
     if quick:
-        return SweepConfig((1, 2, 4), (1e-4, 1e-3, 1e-2), (0,), 12, model)
+        return SweepConfig((1, 2, 4), (1e-4, 1e-3, 1e-2), (0,), 12, model, grpo=GRPOConfig(bias_every=4))
     return SweepConfig((1, 2, 4, 8), tuple(np.geomspace(1e-5, 1e-2, 7).round(8)), (0, 1, 2), 200, model,
-                       grpo=GRPOConfig(val_every=10))
+                       grpo=GRPOConfig(val_every=10, bias_every=10))
 
 
 def run_dataset(run, series, nan_step, config):

@@ -49,7 +49,7 @@ def test_estimate_is_unbiased_and_its_interval_covers_zero_bias():
         covered += same["bias_sq_lo"] <= 0 <= same["bias_sq_hi"]
     # the noise terms alone are 2·50/8 = 12.5 ≫ 0.25; the mean of 300 estimates has std ≈ 0.3
     assert np.mean(biased) == pytest.approx(0.25, abs=1.2)
-    assert covered >= 30  # a 90 % interval covers the true 0 in about 36 of 40 draws
+    assert covered >= 34  # a 90 % interval; the jackknife is slightly conservative (97 % in 200 draws)
 
 
 def test_on_policy_run_reports_bias_intervals_containing_zero(tmp_path):

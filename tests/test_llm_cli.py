@@ -21,7 +21,9 @@ def test_sweep_writes_every_metric_and_resumes(repro, tmp_path):
     code, stdout, err = repro("sweep", "llm", "--out", out, *SMALL)
     assert code == 0, err
     ds = open_store(out, dims=SWEEP_DIMS, required=["reward", "val_reward", "grad_cos", "drift", "stale_drift",
-                                                     "clip_frac", "ess", "kl_ref", "update_norm", "staleness"])
+                                                     "clip_frac", "ess", "kl_ref", "bias_norm", "update_norm",
+                                                     "staleness"])
+    assert ds.bias_norm.isel(step=0).notnull().all()  # the quick preset estimates the bias every 4 steps
     assert dict(ds.sizes) == {"tau": 2, "eta": 2, "seed": 1, "step": 4}
     assert json.loads(ds.attrs["config"])["grpo"]["reuse"] == "whole"
     parts = sorted((tmp_path / "llm.nc.parts").glob("*.nc"))
@@ -42,6 +44,7 @@ def test_sweep_writes_every_metric_and_resumes(repro, tmp_path):
     (["--model", "no-such-model"], "no-such-model"),
     (["--seeds", "0"], "--seeds"),
     (["--steps", "0"], "--steps"),
+    (["--bias-every", "-1"], "--bias-every"),
     (["--optimizer", "lion"], "lion"),
     (["--task", "gsm8k"], "--data"),
 ])
