@@ -1,0 +1,1 @@
+"""Figures and the verdict report, read from results stores only (never the engines)."""
