@@ -383,6 +383,160 @@ def sweep_llm_command(
 
 # ---------------------------------------------------------------- analysis, advice, figures (issue 5)
 
+def _analysis(store, threshold, n_boot):
+    from figures.analysis import analyze, load_sweep
+
+    if not (math.isfinite(threshold) and 0 <= threshold < 1):
+        raise typer.BadParameter(f"{threshold!r} must be in [0, 1)", param_hint="--threshold")
+    return analyze(load_sweep(store), threshold, _at_least("--boot", n_boot, 10))
+
+
+def _interval_text(name, iv):
+    return f"{name:16}{iv['value']:.4g} [{iv['low']:.4g}, {iv['high']:.4g}]"
+
+
+def _analysis_table(s):
+    rows = [f"grid: τ = {s['tau']}, η = {s['eta']}; censor window W = {s['censor_window']} steps",
+            "collapse probability over seeds (rows τ, columns η):"]
+    rows += ["  " + " ".join(f"{p:5.2f}" for p in row) for row in s["collapse_probability"]]
+    rows.append(f"η_max(τ) at threshold {s['threshold']:g}: {s['eta_max']}; kicks {s['kicks']}, drifts {s['drifts']}")
+    rows += [_interval_text(k, v) + f"  {s['verdicts'].get(k, '')}" for k, v in s["estimates"].items()]
+    return "\n".join(rows)
+
+
+StoreOption = Annotated[Path, typer.Option("--store", help="Results store (netCDF) with dims tau, eta, seed, step.")]
+ThresholdOption = Annotated[float, typer.Option(help="Collapse fraction a cell may have and still count as stable.")]
+BootOption = Annotated[int, typer.Option("--boot", help="Bootstrap resamples of seeds per interval.")]
+
+
+@app.command("analyze")
+def analyze_command(
+    store: StoreOption,
+    threshold: ThresholdOption = 0.0,
+    n_boot: BootOption = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+):
+    """Collapse probabilities, η_max(τ) and the fits of THEORY.md §6 with bootstrap intervals and verdicts."""
+    emit(_analysis(store, threshold, n_boot).summary(), as_json, _analysis_table)
+
+
+@app.command("fit")
+def fit_command(
+    store: StoreOption,
+    threshold: ThresholdOption = 0.0,
+    n_boot: BootOption = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON to this file (input of repro advise).")] = None,
+):
+    """c_loc (median η_max·τ) and c_hor (median η·t*) of the rule (36)–(38), with bootstrap intervals."""
+    estimates = _analysis(store, threshold, n_boot).estimates
+    result = {"store": str(store), "threshold": threshold}
+    for name in ("c_loc", "c_hor"):
+        iv = estimates[name]
+        if not math.isfinite(iv.value):
+            raise InputError(f"cannot fit {name} from {store}: "
+                             + ("no τ has a stable η" if name == "c_loc" else "no run collapses"))
+        result |= {name: iv.value, f"{name}_low": iv.low, f"{name}_high": iv.high}
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n")
+    emit(result, as_json, lambda r: "\n".join(
+        _interval_text(n, {"value": r[n], "low": r[f"{n}_low"], "high": r[f"{n}_high"]}) for n in ("c_loc", "c_hor")))
+
+
+def _read_constants(path):
+    from theory.rule import c_hor_from_radius, c_loc_from_radius
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise typer.BadParameter(f"cannot read {path}: {str(error).splitlines()[0]}", param_hint="--constants")
+    if not isinstance(data, dict):
+        raise typer.BadParameter(f"{path} is not a JSON object", param_hint="--constants")
+    if "c_loc" in data and "c_hor" in data:
+        pairs = {"c_loc": data["c_loc"], "c_hor": data["c_hor"]}
+    elif all(k in data for k in ("r_clip", "R", "U")):
+        pairs = {"r_clip": data["r_clip"], "R": data["R"], "U": data["U"]}
+    else:
+        raise typer.BadParameter(f"{path} has neither c_loc and c_hor nor r_clip, R and U", param_hint="--constants")
+    for key, value in pairs.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+            raise typer.BadParameter(f"{key} = {value!r} in {path} must be a finite number > 0",
+                                     param_hint="--constants")
+    if "c_loc" in pairs:
+        return pairs["c_loc"], pairs["c_hor"]
+    return c_loc_from_radius(pairs["r_clip"], pairs["U"]), c_hor_from_radius(pairs["R"], pairs["U"])
+
+
+@app.command("advise")
+def advise_command(
+    tau: Annotated[int, typer.Option(help="Staleness τ ≥ 1 of your pipeline.")],
+    horizon: Annotated[int, typer.Option(help="Training horizon T ≥ 1 in learner steps.")],
+    constants: Annotated[Path, typer.Option(help="JSON with c_loc and c_hor (repro fit --json) or r_clip, R and U.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+):
+    """Largest safe η by the two-constraint rule (36)–(38): min(c_loc/τ, c_hor/T), which binds, and the margin."""
+    import dataclasses
+
+    from theory.rule import safe_learning_rate
+
+    c_loc, c_hor = _read_constants(constants)
+    advice = safe_learning_rate(_at_least("--tau", tau, 1), _at_least("--horizon", horizon, 1), c_loc, c_hor)
+    emit(dataclasses.asdict(advice), as_json, lambda a: "\n".join([
+        f"η_max = {a['eta_max']:.4g}  ({a['binding']} constraint binds)",
+        f"local   η ≤ c_loc/τ = {a['c_loc']:.4g}/{a['tau']} = {a['eta_local']:.4g}",
+        f"horizon η ≤ c_hor/T = {a['c_hor']:.4g}/{a['horizon']} = {a['eta_horizon']:.4g}",
+        f"margin: the other constraint allows {a['margin']:.3g}× more",
+    ]))
+
+
+def _sweep_stores(quick, runs_dir, progress):
+    """Run or reuse every sweep the figures need; ``{substrate: store}`` and what was reused or computed."""
+    from llm.sweep import preset as llm_preset
+    from llm.sweep import run_sweep as run_llm
+    from synthetic.sweep import SweepConfig
+    from synthetic.sweep import run_sweep as run_synthetic
+
+    grid = "quick" if quick else "full"
+    jobs = {f"synthetic-{task}": (lambda out, t=task: run_synthetic(
+        SweepConfig.preset(t, quick, lemma1=t != "autoregressive"), out, progress))
+        for task in ("bandit", "contextual", "autoregressive")}
+    for size in ("small", "medium"):
+        jobs[f"llm-{size}"] = lambda out, s=size: run_llm(llm_preset(quick, s), out, progress)
+    stores, log = {}, []
+    for name, job in jobs.items():
+        out = runs_dir / f"{name}-{grid}.nc"
+        before = out.stat().st_mtime_ns if out.exists() else None
+        resumed = out.with_name(out.name + ".parts").exists()
+        job(out)
+        reused = before is not None and out.stat().st_mtime_ns == before
+        log.append(f"{name}: {'reused' if reused else 'resumed' if resumed else 'computed'} {out}")
+        stores[name] = out
+    return stores, log
+
+
+@app.command("figures")
+def figures_command(
+    quick: Annotated[bool, typer.Option("--quick", help="Small grids (tests, CI): the same figures, faster.")] = False,
+    only: Annotated[str | None, typer.Option(help="Redraw one figure kind (reward, phase, table2, dynamics, "
+                                                  "bias) or only REPORT.md (report).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the PNG and PDF figures and REPORT.md.")] = Path("figures/out"),
+    runs: Annotated[Path, typer.Option(help="Folder of the sweep stores (reused when finished).")] = Path("runs"),
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")] = True,
+):
+    """Run or reuse every sweep the paper's figures need, then draw them all and write REPORT.md."""
+    from figures.report import NAMES, render_all
+
+    if only is not None and only not in NAMES:
+        raise typer.BadParameter(f"{only!r} is not one of {', '.join(NAMES)}", param_hint="--only")
+    _exact_jax()
+    stores, log = _sweep_stores(quick, runs, progress)
+    for line in log:
+        typer.echo(line, err=True)
+    written = render_all(stores, out, only)
+    typer.echo(f"wrote {len(written)} files to {out}")
+
+
 # ---------------------------------------------------------------- integrations (issue 6)
 
 Framework = enum.Enum("Framework", {name: name for name in ("trl", "verl", "areal", "prime-rl", "nemo-rl", "openrlhf")})

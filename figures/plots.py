@@ -90,13 +90,13 @@ def phase_diagram(ds, an, title):
             rule = [safe_learning_rate(t, an.steps.size, c_loc, c_hor).eta_max for t in taus]
             ax.plot(taus, rule, "g--", label="rule min(c_loc/τ, c_hor/T)")
         ax.set(xscale="log", yscale="log", xlabel="staleness τ", ylabel="learning rate η", title=title)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
     return fig
 
 
 TABLE2_COLUMNS = (("tau", "τ", "{:g}"), ("eta", "η", "{:.3g}"), ("p_collapse", "P(collapse)", "{:.2f}"),
-                  ("k_star", "k*", "{:g}"), ("t_star", "t* = k*·τ", "{:g}"), ("eta_t_star", "η·t*", "{:.3g}"),
+                  ("k_star", "k*", "{:g}"), ("t_star", "t*", "{:g}"), ("eta_t_star", "η·t*", "{:.3g}"),
                   ("k_tau_eta", "k*·τ·η", "{:.3g}"))
 """Table 2 columns: key, header, format (medians over the cell's collapsed seeds)."""
 
