@@ -63,10 +63,11 @@ def make_logp(answers, prompt_features, vocab):
     n_features = features.shape[1]
     sizes = ((vocab + 2) * n_tokens, max_len * n_tokens, n_features * n_tokens)
 
-    def sequence_logp(theta, prompt_ids, answer_ids):
+    def sequence_logp(theta, prompt_ids, answer_ids):  # ids of equal rank, broadcast against each other
         transition = theta[: sizes[0]].reshape(vocab + 2, n_tokens)
         position = theta[sizes[0]: sizes[0] + sizes[1]].reshape(max_len, n_tokens)
         prompt = features[prompt_ids] @ theta[sizes[0] + sizes[1]:].reshape(n_features, n_tokens)  # [..., V+1]
+        position = position.reshape((1,) * answer_ids.ndim + position.shape)
         logits = transition[prev[answer_ids]] + position + prompt[..., None, :]  # [..., L, V+1]
         token_logp = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), tokens[answer_ids][..., None], axis=-1)
         return jnp.sum(jnp.where(emitted[answer_ids], token_logp[..., 0], 0.0), axis=-1)

@@ -114,7 +114,7 @@ def instance_gradient_bound(logp_fn, theta, beta, reward, prompt_weights, n, eps
     wrong = jnp.concatenate([wrong, jnp.zeros((n_prompts, 1))], axis=1)
     feasible = ((s[None] == 0) | jnp.any(reward > 0, axis=1)[:, None]) & (
         (s[None] == n) | jnp.any(reward == 0, axis=1)[:, None])  # [P, n+1]
-    per_count = (s * right + (n - s) * wrong) / n + jnp.sqrt(jnp.sum(kl_grad * kl_grad, axis=-1))[:, None]
+    per_count = (s[None] * right + (n - s[None]) * wrong) / n + jnp.sqrt(jnp.sum(kl_grad * kl_grad, axis=-1))[:, None]
     return jnp.max(jnp.where(feasible & live[:, None], per_count, 0.0))
 
 

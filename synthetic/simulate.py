@@ -158,7 +158,7 @@ def make_run(task, config):
         metrics = {
             "val_reward": success(task, theta, task.val_weights),
             "kl_ref": exact_kl(logp, problem.logp_fn(problem.theta_ref), problem.prompt_weights),
-            "trunc_prob": jnp.sum(problem.prompt_weights * jnp.sum(jnp.exp(logp) * task.truncated, axis=-1)),
+            "trunc_prob": jnp.sum(problem.prompt_weights * jnp.sum(jnp.exp(logp) * task.truncated[None], axis=-1)),
         }
         if config.lemma1:
             terms = lemma1_bound_at(problem.logp_fn, theta, beta, *args)

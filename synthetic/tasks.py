@@ -75,11 +75,11 @@ def make_task(name, n=8, eps=0.2, kappa=0.0, dual_clip=None, seed=0):
 
 
 def _autoregressive(n, eps, kappa, dual_clip, seed, vocab=3, max_len=4, n_features=8, n_prompts=64, n_val=16,
-                    eos_logit=1.0, min_content=1):
+                    eos_logit=1.0, min_content=1, n_targets=None):
     rng = np.random.default_rng(seed)
     answers = autoregressive.enumerate_answers(vocab, max_len)
     features = rng.normal(size=(n_prompts, n_features)) / np.sqrt(n_features)
-    targets = rng.integers(0, vocab, size=n_prompts)
+    targets = rng.integers(0, n_targets or vocab, size=n_prompts)
     logp_fn, answer_logp = autoregressive.make_logp(answers, features, vocab)
     theta_0 = np.zeros(autoregressive.n_params(vocab, max_len, n_features))
     # EOS logit +1 after the first token: answers mostly end, as an instruction-tuned policy's do.

@@ -1,0 +1,42 @@
+"""The end-token policy: exact enumeration, normalisation, and the sampled-answer fast path."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from synthetic import autoregressive
+from synthetic.tasks import TASKS, make_task, success
+
+
+@pytest.mark.parametrize("vocab, max_len", [(2, 3), (3, 4)])
+def test_answers_are_every_sequence_up_to_the_cap(vocab, max_len):
+    answers = autoregressive.enumerate_answers(vocab, max_len)
+    assert len(answers.tokens) == sum(vocab**m for m in range(max_len + 1))
+    assert len({tuple(row) for row in answers.tokens}) == len(answers.tokens)
+    assert answers.truncated.sum() == vocab**max_len
+    assert np.all(answers.length[answers.truncated] == max_len)
+
+
+def test_policy_is_normalised_and_the_gather_matches_the_table():
+    answers = autoregressive.enumerate_answers(3, 4)
+    features = np.random.default_rng(0).normal(size=(5, 4))
+    logp, answer_logp = autoregressive.make_logp(answers, features, 3)
+    theta = jax.random.normal(jax.random.PRNGKey(1), (autoregressive.n_params(3, 4, 4),))
+    table = logp(theta)
+    np.testing.assert_allclose(np.exp(table).sum(axis=1), 1.0, rtol=1e-12)
+    prompts, picks = jnp.array([0, 4, 2]), jnp.array([[0, 120, 7], [1, 2, 3], [100, 50, 0]])
+    np.testing.assert_allclose(answer_logp(theta, prompts[:, None], picks), table[prompts[:, None], picks], atol=1e-12)
+
+
+def test_truncated_answers_earn_nothing():
+    task = make_task("autoregressive")
+    assert float(jnp.max(task.problem.reward * task.truncated[None])) == 0.0
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_tasks_start_with_mixed_rewards(name):
+    task = make_task(name)
+    train = float(success(task, task.theta_0, task.problem.prompt_weights))
+    assert 0.01 < train < 0.5, f"{name}: initial success {train} leaves GRPO no mixed groups"
+    assert float(jnp.sum(task.val_weights * task.problem.prompt_weights)) == 0.0 or name == "bandit"
