@@ -202,7 +202,7 @@ def bias_command(
     emit(bias_report(task, theta_values, beta_values, points, seed), as_json, _bias_table)
 
 
-Task = enum.Enum("Task", {name: name for name in ("bandit", "contextual")})
+Task = enum.Enum("Task", {name: name for name in ("bandit", "contextual", "arithmetic")})  # arithmetic: llm (issue 4)
 
 
 def _constants_table(r):
@@ -237,8 +237,12 @@ def constants_command(
     batch: Annotated[int, typer.Option(min=1, help="Groups per step of the SGD run that measures U.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the features, the pairs and the SGD run.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    model: Annotated[str | None, typer.Option(help="llm: tiny, smollm2, a model directory or a .gguf file "
+                                                   "(§7 estimators on --task arithmetic).")] = None,
 ):
     """Local constants G, U, L_D, L_β (THEORY.md §2) over a ball, beside their §8 analytic upper bounds."""
+    if model is not None or task is Task.arithmetic:  # llm (issue 4): a real model, §7 estimators
+        return _llm_constants(model, task, seed, as_json)
     _at_least("--arms", arms, 2)
     _at_least("--group", group, 2)
     _check_clip(eps, kl, dual_clip)
@@ -381,6 +385,28 @@ def sweep_llm_command(
     collapsed = int((ds.nan_step >= 0).sum())
     typer.echo(f"wrote {out}: {dict(ds.sizes)}, {collapsed} run(s) went NaN")
 
+
+def _llm_constants_table(r):
+    rows = [f"{r['model']} ({r['parameters']:,} parameters) on {r['task']}; region: ‖θ′ − θ‖ = {r['region']['radius']}"
+            f" around ‖θ‖ = {r['region']['theta_norm']:.4g}, directions {', '.join(r['region']['directions'])}"]
+    for name in ("G", "U", "L_D", "L_beta", "r_clip"):
+        c = r[name]
+        rows.append(f"{name:>7} = {c['value']:.4g} ± {c['uncertainty']:.2g}   ({c['samples']} samples)")
+    return "\n".join(rows + [f"    C_b = 2 G L_D + L_β = {r['C_b']:.4g}   ({r['seconds']} s)"])
+
+
+def _llm_constants(model, task, seed, as_json):
+    """``repro constants --model``: :func:`llm.constants.estimate_constants` on its preset."""
+    if task is not Task.arithmetic:
+        raise typer.BadParameter(f"--model needs --task arithmetic, not {task.value}", param_hint="--task")
+    model = model or "tiny"
+    if model not in ("tiny", "smollm2") and not Path(model).is_dir() and not (
+            model.endswith(".gguf") and Path(model).is_file()):
+        raise typer.BadParameter(f"{model!r} is not tiny, smollm2, a directory or a .gguf file", param_hint="--model")
+    from llm.constants import ConstantsConfig, estimate_constants
+
+    emit(estimate_constants(ConstantsConfig.preset(model, seed)), as_json, _llm_constants_table)
+
 # ---------------------------------------------------------------- analysis, advice, figures (issue 5)
 
 def _analysis(store, threshold, n_boot):
@@ -460,6 +486,8 @@ def _read_constants(path):
     else:
         raise typer.BadParameter(f"{path} has neither c_loc and c_hor nor r_clip, R and U", param_hint="--constants")
     for key, value in pairs.items():
+        if isinstance(value, dict) and "value" in value:  # llm constants carry {value, uncertainty, samples}
+            value = pairs[key] = value["value"]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
             raise typer.BadParameter(f"{key} = {value!r} in {path} must be a finite number > 0",
                                      param_hint="--constants")

@@ -15,7 +15,8 @@ sampled from θ, each estimate with its sample count and an uncertainty:
   half the gap between the two halves of the batch.
 * ``r_clip`` (31): the distance s along each direction at which the token
   ``clip_frac`` of ``π_θ′ / π_θ`` first reaches ``clip_threshold``
-  (log-interpolated on a geometric grid; the smallest over directions).
+  (log-interpolated on a geometric grid; the smallest over directions, its
+  uncertainty the width of the grid interval that brackets the crossing).
 """
 
 import copy
@@ -107,14 +108,15 @@ def _shifted_logp(shifted, theta, direction, s, batch, temperature):
 
 
 def _crossing(radii, fractions, threshold):
-    """First distance at which ``fractions`` reaches ``threshold``, log-interpolated; inf if never."""
+    """``(distance, bracket)``: where ``fractions`` first reaches ``threshold`` (log-interpolated) and the
+    width of the grid interval that brackets it; ``(inf, nan)`` if never, ``(radii[0], radii[0])`` if at once."""
     for i, f in enumerate(fractions):
         if f >= threshold:
             if i == 0:
-                return float(radii[0])
+                return float(radii[0]), float(radii[0])
             lo, hi, f_lo = math.log(radii[i - 1]), math.log(radii[i]), fractions[i - 1]
-            return float(math.exp(lo + (hi - lo) * (threshold - f_lo) / (f - f_lo)))
-    return math.inf
+            return float(math.exp(lo + (hi - lo) * (threshold - f_lo) / (f - f_lo))), float(radii[i] - radii[i - 1])
+    return math.inf, math.nan
 
 
 def _summary(value, uncertainty, samples, **extra):
@@ -183,9 +185,9 @@ def estimate_constants(config):
                    per_sample=float(l_d[worst_d][0]), by_direction={k: float(v[0]) for k, v in l_d.items()})
     L_beta = _summary(l_beta[worst_b][0], l_beta[worst_b][1], groups, direction=worst_b,
                       by_direction={k: float(v[0]) for k, v in l_beta.items()})
-    finite = [r for r in r_clip.values() if math.isfinite(r)]
-    R = _summary(min(finite) if finite else math.inf, (max(finite) - min(finite)) if finite else math.nan,
-                 samples, threshold=config.clip_threshold, by_direction=r_clip)
+    first = min(r_clip, key=lambda k: r_clip[k][0])
+    R = _summary(*r_clip[first], samples, threshold=config.clip_threshold, direction=first,
+                 by_direction={k: v[0] for k, v in r_clip.items()})
 
     # U: a short run of the real pipeline from the same weights (the run mutates its own copy)
     run = RunConfig(config.tau, config.eta, config.seed, config.steps, config.model, config.task, config.warmstart,
