@@ -68,3 +68,47 @@ def test_bad_tau_is_named(repro, tmp_path):
     path.write_text('{"c_loc": 1, "c_hor": 1}')
     code, _, err = repro("advise", "--tau", 0, "--horizon", 10, "--constants", path)
     assert code == 2 and "--tau" in err
+
+
+def test_constants_with_uncertainties_use_their_value(repro, tmp_path):
+    # `repro constants --task arithmetic --json` reports each constant as {value, uncertainty, samples}
+    entry = {"uncertainty": 0.1, "samples": 8}
+    advice = advise(repro, tmp_path, {"r_clip": {"value": 0.3, **entry}, "R": {"value": 6.0, **entry},
+                                      "U": {"value": 2.0, **entry}}, 3, 10)
+    assert (advice["c_loc"], advice["c_hor"]) == (0.15, 3.0)
+    assert advice["binding"] == "local"
+
+
+def test_analyze_prints_every_prediction_with_an_interval(repro, tmp_path):
+    store = planted_store(tmp_path / "planted.nc", seeds=4, steps=300)
+    code, out, err = repro("analyze", "--store", store, "--boot", 20, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert {"a", "b", "c", "spread", "msd_stable", "msd_collapsing", "bias_ratio"} <= summary["estimates"].keys()
+    assert set(summary["verdicts"].values()) <= {"holds", "fails", "inconclusive"}
+    code, out, _ = repro("analyze", "--store", store, "--boot", 20)
+    assert code == 0 and "censor window" in out
+
+
+def _bad_stores(tmp_path):
+    import xarray as xr
+
+    from planted import planted_dataset
+    from results.store import write_atomic
+
+    ds = planted_dataset(seeds=2, steps=40)
+    paths = {"not netCDF": tmp_path / "text.nc", "empty": tmp_path / "empty.nc", "missing": tmp_path / "absent.nc"}
+    paths["not netCDF"].write_text("hello")
+    paths["empty"].write_bytes(b"")
+    for name, bad in {"no reward": ds.drop_vars("reward"), "wrong dims": ds.rename({"seed": "replica"}),
+                      "no variables": xr.Dataset(attrs=ds.attrs)}.items():
+        paths[name] = tmp_path / f"{name.replace(' ', '_')}.nc"
+        write_atomic(bad, paths[name])
+    return paths
+
+
+@pytest.mark.parametrize("command", ["analyze", "fit"])
+def test_bad_stores_give_one_line_errors(repro, tmp_path, command):
+    for name, path in _bad_stores(tmp_path).items():
+        code, out, err = repro(command, "--store", path)
+        assert code == 2 and err.startswith("Error") and len(err.strip().splitlines()) == 1, (name, err)
