@@ -7,6 +7,7 @@ interrupted sweep resumes at the first unfinished τ.
 """
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import jax
@@ -102,9 +103,19 @@ class SweepConfig:
 
 
 def sweep_function(config):
-    """``f(etas [E], tau, seeds [S]) -> {metric: [E, S, T]}``, compiled once for the whole grid."""
-    task = make_task(config.task, config.group, config.eps, config.kappa, config.dual_clip, config.seed)
-    run = make_run(task, config.run_config())
+    """``f(etas [E], tau, seeds [S]) -> {metric: [E, S, T]}``, compiled once for the whole grid.
+
+    Cached on what the compiled function depends on, so sweeps that differ only
+    in their grid (τ, η, seed values) share one compilation.
+    """
+    return _grid_function(config.task, config.group, config.eps, config.kappa, config.dual_clip, config.seed,
+                          config.run_config())
+
+
+@functools.lru_cache(maxsize=8)
+def _grid_function(task_name, group, eps, kappa, dual_clip, seed, run_config):
+    task = make_task(task_name, group, eps, kappa, dual_clip, seed)
+    run = make_run(task, run_config)
     return jax.jit(jax.vmap(jax.vmap(run, in_axes=(None, None, 0)), in_axes=(0, None, None)))
 
 
