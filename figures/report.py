@@ -6,10 +6,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 from tqdm import tqdm
 
+from figures import plots
 from figures.analysis import analyze, load_sweep
-from figures.plots import FIGURES, table2_markdown
+from figures.baselines import baselines, policy_outcomes
+from figures.plots import table2_markdown
 from theory import collapse, fits
 from theory.verdicts import RULE
+
+FIGURES = {**plots.FIGURES, "baselines": baselines}
+"""Figure name → drawing function ``f(ds, analysis, title) -> Figure``."""
 
 NAMES = (*FIGURES, "report")
 """What ``only`` may name: one figure kind, or ``report`` for REPORT.md alone."""
@@ -23,7 +28,7 @@ def _interval(iv):
     return f"{_fmt(iv.value)} [{_fmt(iv.low)}, {_fmt(iv.high)}]"
 
 
-def report_markdown(analyses):
+def report_markdown(datasets, analyses):
     """REPORT.md: the verdict rule, then one verdict row per prediction and substrate."""
     lines = [
         "# Verdicts on the paper's predictions", "",
@@ -50,6 +55,14 @@ def report_markdown(analyses):
         lines.append(f"| {name} | {an.steps.size} | {an.window} | {an.threshold:g} | {_interval(an.estimates['c_loc'])} "
                      f"| {_interval(an.estimates['c_hor'])} | {int((an.t_star >= 0).sum())}/{an.t_star.size} "
                      f"| {int((an.kind == 'kick').sum())} | {int((an.kind == 'drift').sum())} |")
+    lines += ["", "## Baselines (learning-rate policies read off the grid; see figures/baselines.py)", "",
+              "| substrate | policy | η per τ (grid) | final val_reward per τ | collapse rate per τ |",
+              "|---|---|---|---|---|"]
+    for name, an in analyses.items():
+        for policy, rows in policy_outcomes(datasets[name], an).items():
+            lines.append(f"| {name} | {policy} | {', '.join(_fmt(r['eta']) for r in rows)} "
+                         f"| {', '.join(_fmt(r['val_reward']) for r in rows)} "
+                         f"| {', '.join(format(r['collapse_rate'], '.2f') for r in rows)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -64,7 +77,7 @@ def _save(fig, out_dir, stem):
 def render_all(stores, out_dir, only=None, threshold=0.0, n_boot=200):
     """Draw every figure of every store (``{substrate name: store path}``) and REPORT.md into ``out_dir``.
 
-    Files: ``{name}_{figure}.png|.pdf`` for each figure of :data:`figures.plots.FIGURES`,
+    Files: ``{name}_{figure}.png|.pdf`` for each figure of :data:`FIGURES`,
     ``{name}_table2.md`` and ``REPORT.md``; ``only`` restricts to one entry of
     :data:`NAMES`. Returns the paths written.
     """
@@ -86,6 +99,6 @@ def render_all(stores, out_dir, only=None, threshold=0.0, n_boot=200):
             written.append(path)
     if only in (None, "report"):
         path = out_dir / "REPORT.md"
-        path.write_text(report_markdown(analyses))
+        path.write_text(report_markdown(datasets, analyses))
         written.append(path)
     return written

@@ -2,8 +2,7 @@
 
 import pytest
 
-from figures.plots import FIGURES
-from figures.report import NAMES, render_all
+from figures.report import FIGURES, NAMES, render_all
 from results.store import StoreError
 from tests.planted import planted_store
 
@@ -62,3 +61,19 @@ def test_bad_inputs(rendered, tmp_path):
     with pytest.raises(StoreError):
         render_all({"bad": bad}, tmp_path)
     assert "report" in NAMES
+
+
+def test_baseline_policies_on_the_planted_grid(rendered):
+    from figures.analysis import analyze, load_sweep
+    from figures.baselines import policy_outcomes
+
+    _, _, stores = rendered
+    ds = load_sweep(stores["bandit"])
+    outcomes = policy_outcomes(ds, analyze(ds, n_boot=10))
+    # planted: a cell collapses iff η·τ > 0.4 (within 300 steps for η ≥ 0.2), so η_max(τ=1) = 0.4
+    assert [r["eta"] for r in outcomes["fixed η"]] == [0.4, 0.4, 0.4]
+    assert [r["collapse_rate"] for r in outcomes["fixed η"]] == [0.0, 1.0, 1.0]
+    assert [r["eta"] for r in outcomes["η/τ"]] == [0.4, 0.2, 0.1]
+    assert [r["collapse_rate"] for r in outcomes["η/τ"]] == [0.0, 0.0, 0.0]
+    advisor = outcomes["advisor"]
+    assert all(r["eta"] <= r["eta_asked"] for r in advisor) and all(r["collapse_rate"] == 0 for r in advisor)
