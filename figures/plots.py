@@ -189,11 +189,19 @@ def bias(ds, an, title):
         if bias_norm is None:
             ax.text(0.5, 0.5, "bias_norm not in store", ha="center", transform=ax.transAxes)
         else:
+            lo, hi = series(ds, "bias_norm_lo"), series(ds, "bias_norm_hi")
             with _quiet():
                 flat = bias_norm.reshape(tau_eta.size, -1)
                 med = np.nanmedian(flat, axis=1)
-                low, high = np.nanpercentile(flat, [5, 95], axis=1)
-            ax.errorbar(tau_eta, med, yerr=[med - low, high - med], fmt="o", ms=4, label="bias_norm (median, 5–95 %)")
+                if lo is not None and hi is not None:  # an estimate (llm): the median of its own interval
+                    low = np.nanmedian(lo.reshape(tau_eta.size, -1), axis=1)
+                    high = np.nanmedian(hi.reshape(tau_eta.size, -1), axis=1)
+                    label = "bias_norm estimate (median, median interval)"
+                else:
+                    low, high = np.nanpercentile(flat, [5, 95], axis=1)
+                    label = "bias_norm (median, 5–95 % over steps and seeds)"
+            yerr = np.clip([med - low, high - med], 0, None)
+            ax.errorbar(tau_eta, med, yerr=yerr, fmt="o", ms=4, label=label)
             if bound is not None:
                 with _quiet():
                     bound_med = np.nanmedian(bound.reshape(tau_eta.size, -1), axis=1)
