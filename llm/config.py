@@ -58,6 +58,8 @@ class GRPOConfig:
     """Use the sequence-level ratio of (2) instead of per-token ratios."""
     optimizer: Literal["adamw", "sgd"] = "adamw"
     """Learner optimiser (AdamW as in practice; SGD gives u_t = ĝ)."""
+    pipeline: Literal["reuse", "async"] = "reuse"
+    """§3 pipeline: ``reuse`` (a batch of θ_{kτ} for τ steps) or ``async`` (a rollout thread, staleness ≤ τ − 1)."""
     reuse: Literal["whole", "slices"] = "whole"
     """§3 (11): each of the τ steps uses the whole batch, or the k-th of τ disjoint slices."""
     val_every: int = 5

@@ -17,6 +17,7 @@ from llm.loss import grpo_loss, sequence_advantages
 from llm.model import load
 from llm.probes import Recorder, flat_grads, flat_params, ratio_stats
 from llm.rollout import accuracy, rollout, token_logprobs
+from llm.sources import SOURCES
 from llm.tasks import make_task
 from llm.warmstart import warmstart
 from theory.grpo import k3_kl
@@ -33,6 +34,12 @@ def check(config):
         raise ValueError(f"steps {config.steps} must be ≥ 1")
     if config.grpo.reuse == "slices" and config.grpo.prompts % config.tau:
         raise ValueError(f"--reuse slices needs prompts ({config.grpo.prompts}) divisible by tau ({config.tau})")
+    if config.grpo.pipeline not in SOURCES:
+        raise ValueError(f"unknown pipeline {config.grpo.pipeline!r} (choose {' or '.join(SOURCES)})")
+    if config.grpo.pipeline == "async" and config.grpo.reuse != "whole":
+        raise ValueError("the async pipeline consumes each batch once: use --reuse whole")
+    if config.grpo.bias_every < 0 or (config.grpo.bias_every and config.grpo.prompts < 3):
+        raise ValueError(f"bias_every {config.grpo.bias_every} needs to be ≥ 0, and ≥ 3 prompts per batch if > 0")
     if config.grpo.optimizer not in ("adamw", "sgd"):
         raise ValueError(f"unknown optimizer {config.grpo.optimizer!r} (choose adamw or sgd)")
 
@@ -67,6 +74,7 @@ def train(config, model_and_tokenizer=None):
     """Run GRPO for ``config.steps`` learner steps; return ``(series, nan_step)``.
 
     ``series`` maps every name of :data:`llm.probes.PER_STEP` to a [T] array.
+    One step reads in order: batch, probes at θ_t, loss, ĝ, optimiser step, sync.
     """
     check(config)
     grpo, seed = config.grpo, config.seed
@@ -74,55 +82,59 @@ def train(config, model_and_tokenizer=None):
     tokenizer, model = model_and_tokenizer or load(config.model, seed)
     warmstart(model, tokenizer, task, config.model, config.task, config.warmstart, seed)
     reference = copy.deepcopy(model).eval().requires_grad_(False)
+    behaviour = copy.deepcopy(reference) if grpo.bias_every else None
     device = next(model.parameters()).device
-    generator = torch.Generator(device).manual_seed(seed)
-    rng = np.random.default_rng([seed, 2])
+    rng, bias_rng = np.random.default_rng([seed, 2]), np.random.default_rng([seed, 3])
+    generator, bias_generator = (torch.Generator(device).manual_seed(s) for s in (seed, seed + 1_000_003))
     optimizer = make_optimizer(grpo.optimizer, [p for p in model.parameters() if p.requires_grad], config.eta)
     heldout = task.heldout()
-    bias_rng, bias_generator = np.random.default_rng([seed, 3]), torch.Generator(device).manual_seed(seed + 1_000_003)
-    behaviour = copy.deepcopy(model) if grpo.bias_every else None
     recorder = Recorder(config.steps)
     theta0 = flat_params(model)
-    for t in range(config.steps):
-        model.eval()
-        try:
-            if t % config.tau == 0:
-                batch = rollout(model, tokenizer, task.train(rng, grpo.prompts), grpo.group, grpo.max_new_tokens,
-                                grpo.temperature, generator, version=t)
-                beta = flat_params(model)
-                if behaviour is not None:
-                    behaviour.load_state_dict(model.state_dict())
-            values = {"val_reward": accuracy(model, tokenizer, heldout, grpo.max_new_tokens)} \
-                if t % grpo.val_every == 0 else {}
-        except FloatingPointError:
-            recorder.collapse(t)
-            break
-        theta = flat_params(model)
-        values.update(staleness=t - batch.version, drift=float(l2_norm(theta - theta0)),
-                      stale_drift=float(l2_norm(theta - beta)))
-        if grpo.bias_every and t % grpo.bias_every == 0:
-            values.update(staleness_bias(model, behaviour, reference, tokenizer, task, grpo, bias_rng, bias_generator))
-        part = consumed(batch, t, config.tau, grpo.reuse)
-        length = part.completion_mask.shape[1]
-        model.train()
-        logp = token_logprobs(model, part.input_ids, part.attention_mask, length, grpo.temperature)
-        with torch.no_grad():
-            ref_logp = token_logprobs(reference, part.input_ids, part.attention_mask, length, grpo.temperature)
-        adv = sequence_advantages(part.rewards)
-        loss, rho, rho_mask = grpo_loss(logp, part.behaviour_logp, part.completion_mask, adv, grpo.eps,
-                                        ref_logp, grpo.kappa, grpo.sequence_ratio)
-        mask = part.completion_mask.float()
-        kl = (k3_kl(logp.detach(), ref_logp) * mask).sum() / mask.sum()
-        values.update(reward=float(part.rewards.mean()), kl_ref=float(kl), **ratio_stats(rho, rho_mask, adv, grpo.eps))
-        recorder.step(t, values)
-        if not torch.isfinite(loss):
-            recorder.collapse(t)
-            break
-        optimizer.zero_grad()
-        loss.backward()
-        grad = -flat_grads(model)  # ĝ of (4) is the gradient of the surrogate, which the loss negates
-        optimizer.step()
-        if not recorder.update(t, theta, flat_params(model), grad, config.eta):
-            recorder.collapse(min(t + 1, config.steps - 1))
-            break
+    model.eval()
+    source = SOURCES[grpo.pipeline](model, tokenizer, lambda: task.train(rng, grpo.prompts), grpo, config.tau,
+                                    generator)
+    try:
+        for t in range(config.steps):
+            model.eval()
+            try:
+                batch, beta = source.batch(t)
+                values = {"val_reward": accuracy(model, tokenizer, heldout, grpo.max_new_tokens)} \
+                    if t % grpo.val_every == 0 else {}
+            except FloatingPointError:
+                recorder.collapse(t)
+                break
+            theta = flat_params(model)
+            values.update(staleness=t - batch.version, drift=float(l2_norm(theta - theta0)),
+                          stale_drift=float(l2_norm(theta - beta)))
+            if grpo.bias_every and t % grpo.bias_every == 0:
+                torch.nn.utils.vector_to_parameters(beta.to(theta0.dtype), behaviour.parameters())
+                values.update(staleness_bias(model, behaviour, reference, tokenizer, task, grpo, bias_rng,
+                                             bias_generator))
+            part = consumed(batch, t, config.tau, grpo.reuse)
+            length = part.completion_mask.shape[1]
+            model.train()
+            logp = token_logprobs(model, part.input_ids, part.attention_mask, length, grpo.temperature)
+            with torch.no_grad():
+                ref_logp = token_logprobs(reference, part.input_ids, part.attention_mask, length, grpo.temperature)
+            adv = sequence_advantages(part.rewards)
+            loss, rho, rho_mask = grpo_loss(logp, part.behaviour_logp, part.completion_mask, adv, grpo.eps,
+                                            ref_logp, grpo.kappa, grpo.sequence_ratio)
+            mask = part.completion_mask.float()
+            kl = (k3_kl(logp.detach(), ref_logp) * mask).sum() / mask.sum()
+            values.update(reward=float(part.rewards.mean()), kl_ref=float(kl),
+                          **ratio_stats(rho, rho_mask, adv, grpo.eps))
+            recorder.step(t, values)
+            if not torch.isfinite(loss):
+                recorder.collapse(t)
+                break
+            optimizer.zero_grad()
+            loss.backward()
+            grad = -flat_grads(model)  # ĝ of (4) is the gradient of the surrogate, which the loss negates
+            optimizer.step()
+            if not recorder.update(t, theta, flat_params(model), grad, config.eta):
+                recorder.collapse(min(t + 1, config.steps - 1))
+                break
+            source.sync(t + 1)
+    finally:
+        source.close()
     return recorder.series, recorder.nan_step

@@ -45,6 +45,8 @@ def test_sweep_writes_every_metric_and_resumes(repro, tmp_path):
     (["--seeds", "0"], "--seeds"),
     (["--steps", "0"], "--steps"),
     (["--bias-every", "-1"], "--bias-every"),
+    (["--pipeline", "async", "--reuse", "slices"], "async"),
+    (["--pipeline", "sync"], "sync"),
     (["--optimizer", "lion"], "lion"),
     (["--task", "gsm8k"], "--data"),
 ])

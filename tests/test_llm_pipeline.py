@@ -92,3 +92,16 @@ def test_smollm2_runs_the_pipeline(tmp_path):
     series, nan_step = train(config)
     assert nan_step == -1 and np.all(series["clip_frac"] == 0.0) and np.all(series["ess"] == 1.0)
     assert series["val_reward"][0] > 0  # the pretrained model already adds some one-digit numbers
+
+
+@pytest.mark.parametrize("tau", [1, 2, 3])
+def test_async_staleness_is_measured_and_never_exceeds_tau_minus_one(base, tau):
+    config = dataclasses.replace(base, tau=tau, steps=8, grpo=dataclasses.replace(base.grpo, pipeline="async"))
+    series, nan_step = train(config)
+    staleness = series["staleness"]
+    assert nan_step == -1 and staleness[0] == 0
+    assert np.all((staleness >= 0) & (staleness <= tau - 1) & (staleness == np.round(staleness)))
+    # a lag-0 step is on-policy: the sampler held bit-identical weights
+    assert np.all(series["clip_frac"][staleness == 0] == 0) and np.all(series["ess"][staleness == 0] == 1)
+    if tau == 1:
+        assert np.all(series["stale_drift"] == 0)
