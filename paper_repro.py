@@ -461,7 +461,7 @@ def fit_command(
         iv = estimates[name]
         if not math.isfinite(iv.value):
             raise InputError(f"cannot fit {name} from {store}: "
-                             + ("no τ has a stable η" if name == "c_loc" else "no run collapses"))
+                             + ("no τ has η_max inside the η grid" if name == "c_loc" else "no run collapses"))
         result |= {name: iv.value, f"{name}_low": iv.low, f"{name}_high": iv.high}
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

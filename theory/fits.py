@@ -8,7 +8,8 @@ values move together. Conventions **[choice]**:
 
 * ``η_max(τ)`` is the largest grid η whose collapse fraction is ≤
   ``threshold`` (default 0: every seed stable); a τ whose η_max is the largest
-  grid η (only a lower bound) or that has no stable η is left out of the fit;
+  grid η (only a lower bound) or that has no stable η is left out of the fit
+  and of c_loc;
 * the t* regression uses collapsed runs only (t* ≥ 1); censored runs are left
   out of it but counted in every collapse probability;
 * ``msd_slope`` is fitted over the second half of the pre-collapse window
@@ -171,12 +172,12 @@ def class_mean(values, members, n_boot=200, seed=0):
 
 
 def c_loc(collapsed, taus, etas, threshold=0.0, n_boot=200, seed=0):
-    """c_loc (36) as the median over τ of η_max(τ)·τ (all τ with a stable η)."""
+    """c_loc (36) as the median over τ of η_max(τ)·τ (the τ whose η_max lies inside the grid)."""
     collapsed = np.asarray(collapsed, dtype=bool)
     taus = np.asarray(taus, dtype=float)
 
     def statistic(idx):
-        product = eta_max(collapsed[:, :, idx], etas, threshold) * taus
+        product = _interior_eta_max(collapsed[:, :, idx], etas, threshold) * taus
         product = product[np.isfinite(product)]
         return np.median(product) if product.size else np.nan
 
@@ -202,8 +203,9 @@ def max_bias_ratio(bias_norm, bias_bound, n_boot=200, seed=0):
     Series of shape ``(tau, eta, seed, step)``; steps where either is NaN or the
     bound is 0 are skipped. NaN when no step has both.
     """
-    ratio = np.asarray(bias_norm, dtype=float) / np.asarray(bias_bound, dtype=float)
-    ratio = np.where(np.isfinite(ratio) & (np.asarray(bias_bound) > 0), ratio, np.nan)
+    bias_norm, bias_bound = np.asarray(bias_norm, dtype=float), np.asarray(bias_bound, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(bias_bound > 0, bias_norm / bias_bound, np.nan)
     ratio = np.moveaxis(ratio, 2, -1)
 
     def statistic(idx):
