@@ -81,6 +81,8 @@ def baselines(ds, an, title):
         top.set(ylabel="final val_reward", title=f"{title}: learning-rate policies on the (τ, η) grid")
         top.legend(fontsize=7)
         bottom.set(xscale="log", xlabel="staleness τ", ylabel="collapse rate", ylim=(-0.05, 1.05))
+        bottom.set_xticks(an.taus, [f"{t:g}" for t in an.taus], minor=False)
+        bottom.minorticks_off()
         bottom.text(0.01, 0.02, "ESS-scaled η·min(1, ESS/ESS₀): needs its own sweep (not in this store)",
                     transform=bottom.transAxes, fontsize=6)
         fig.tight_layout()

@@ -52,7 +52,9 @@ def reward_curves(ds, an, title):
                     if t >= 0:
                         ax.plot(an.steps[t], 0, "kx", ms=4)
                 if val is not None:
-                    ax.plot(an.steps[keep], np.nanmean(val[i, j][:, keep], axis=0), "k--", lw=0.8)
+                    with _quiet():
+                        val_mean = np.nanmean(val[i, j][:, keep], axis=0)
+                    ax.plot(an.steps[keep], val_mean, "k--", lw=0.8)
                 if i == 0:
                     ax.set_title(f"η={eta:.3g}", fontsize=7)
                 if j == 0:
