@@ -19,6 +19,7 @@ import numpy as np
 
 from figures.analysis import series
 from figures.plots import theme
+from theory import fits
 from theory.rule import safe_learning_rate
 
 
@@ -65,6 +66,35 @@ def policy_outcomes(ds, an):
                          "collapse_rate": float((an.t_star[i, j] >= 0).mean())})
         outcomes[name] = rows
     return outcomes
+
+
+def advisor_check(an):
+    """The advisor on held-out seeds: constants fitted on the even seeds, collapse fractions on the odd ones.
+
+    Rows per τ: advised η, the grid η used (snapped down), its held-out
+    collapse fraction, and the same at 4× the advised η. Empty when the even
+    seeds give no c_loc (no η_max inside the grid) or there are < 2 seeds.
+    """
+    n = an.t_star.shape[-1]
+    fit, held = np.arange(0, n, 2), np.arange(1, n, 2)
+    if held.size == 0:
+        return []
+    collapsed = an.t_star >= 0
+    c_loc = fits.c_loc(collapsed[..., fit], an.taus, an.etas, an.threshold, n_boot=1).value
+    c_hor = fits.c_hor(an.t_star[..., fit], an.etas, n_boot=1).value
+    if not np.isfinite(c_loc):
+        return []
+    c_hor = c_hor if np.isfinite(c_hor) else np.inf
+    rows = []
+    for i, tau in enumerate(an.taus):
+        advised = safe_learning_rate(tau, an.steps.size, c_loc, c_hor).eta_max
+        row = {"tau": float(tau), "eta_advised": float(advised)}
+        for key, factor in (("", 1), ("_4x", 4)):
+            j = _snap_down(factor * advised, an.etas)
+            row[f"eta{key}"] = np.nan if j is None else float(an.etas[j])
+            row[f"p_collapse{key}"] = np.nan if j is None else float(collapsed[i, j][held].mean())
+        rows.append(row)
+    return rows
 
 
 def baselines(ds, an, title):

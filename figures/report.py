@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from figures import plots
 from figures.analysis import analyze, load_sweep
-from figures.baselines import baselines, policy_outcomes
+from figures.baselines import advisor_check, baselines, policy_outcomes
 from figures.plots import table2_markdown
 from theory import collapse, fits
 from theory.verdicts import RULE
@@ -63,6 +63,17 @@ def report_markdown(datasets, analyses):
             lines.append(f"| {name} | {policy} | {', '.join(_fmt(r['eta']) for r in rows)} "
                          f"| {', '.join(_fmt(r['val_reward']) for r in rows)} "
                          f"| {', '.join(format(r['collapse_rate'], '.2f') for r in rows)} |")
+    lines += ["", "## Advisor on held-out seeds", "",
+              "c_loc, c_hor fitted on the even seeds; collapse fractions on the odd seeds at the advised η and at 4× "
+              "it (each snapped down to the grid).", "",
+              "| substrate | τ | advised η | grid η | P(collapse) | grid η ≤ 4× | P(collapse) at 4× |",
+              "|---|---|---|---|---|---|---|"]
+    for name, an in analyses.items():
+        rows = advisor_check(an)
+        lines += [f"| {name} | {r['tau']:g} | {_fmt(r['eta_advised'])} | {_fmt(r['eta'])} | {_fmt(r['p_collapse'])} "
+                  f"| {_fmt(r['eta_4x'])} | {_fmt(r['p_collapse_4x'])} |" for r in rows]
+        if not rows:
+            lines.append(f"| {name} | — | no η_max inside the grid on the fitting seeds | | | | |")
     return "\n".join(lines) + "\n"
 
 

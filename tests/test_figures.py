@@ -77,3 +77,16 @@ def test_baseline_policies_on_the_planted_grid(rendered):
     assert [r["collapse_rate"] for r in outcomes["η/τ"]] == [0.0, 0.0, 0.0]
     advisor = outcomes["advisor"]
     assert all(r["eta"] <= r["eta_asked"] for r in advisor) and all(r["collapse_rate"] == 0 for r in advisor)
+
+
+def test_advisor_on_held_out_seeds_never_collapses_on_the_planted_grid():
+    from figures.analysis import analyze
+    from figures.baselines import advisor_check
+    from planted import planted_dataset
+
+    rows = advisor_check(analyze(planted_dataset(seeds=4, steps=600), n_boot=10))
+    # planted: collapse iff η·τ > 0.4 (t* = 40/η ≤ 600); advice min(0.4/τ, 40/600) snaps to 0.05, 4× to 0.2,
+    # and 0.2·τ > 0.4 from τ = 4 on
+    assert [r["p_collapse"] for r in rows] == [0.0, 0.0, 0.0, 0.0]
+    assert [r["p_collapse_4x"] for r in rows] == [0.0, 0.0, 1.0, 1.0]
+    assert all(r["eta"] <= r["eta_advised"] for r in rows)
