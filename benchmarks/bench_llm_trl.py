@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import llm.pipeline  # noqa: E402
+import llm.sources  # noqa: E402
 from llm.config import GRPOConfig, ModelConfig, RunConfig, WarmstartConfig  # noqa: E402
 from llm.model import load  # noqa: E402
 from llm.tasks import Arithmetic, reward  # noqa: E402
@@ -62,20 +63,20 @@ def ours(shapes, model_and_tokenizer):
                                        max_new_tokens=shapes.max_new_tokens, reuse="slices",
                                        val_every=shapes.steps + 1))
     tokens = []
-    sample = llm.pipeline.rollout
+    sample = llm.sources.rollout
 
     def counting_rollout(*args, **kwargs):  # count what the sampler generated, without touching the engine
         batch = sample(*args, **kwargs)
         tokens.append(int(batch.completion_mask.sum()))
         return batch
 
-    llm.pipeline.rollout = counting_rollout
+    llm.sources.rollout = counting_rollout
     try:
         start = time.perf_counter()
         series, nan_step = llm.pipeline.train(config, model_and_tokenizer)
         seconds = time.perf_counter() - start
     finally:
-        llm.pipeline.rollout = sample
+        llm.sources.rollout = sample
     assert nan_step == -1, "the benchmark run went NaN"
     return seconds, shapes.steps, sum(tokens)
 
