@@ -367,7 +367,8 @@ def sweep_llm_command(
         raise typer.BadParameter(f"{model!r} is not tiny, smollm2, a directory or a .gguf file", param_hint="--model")
     if task is LlmTask.gsm8k and data is None:
         raise typer.BadParameter("--task gsm8k needs --data FILE.jsonl", param_hint="--data")
-    changes = {"model": ModelConfig(model, size.value, device),
+    changes = {"model": ModelConfig(model, size.value, device),  # a pretrained model needs no supervised start
+               "warmstart": config.warmstart if model == "tiny" else dataclasses.replace(config.warmstart, steps=0),
                "task": TaskConfig(task.value, _at_least("--digits", digits, 1), path=str(data or "")),
                "grpo": dataclasses.replace(config.grpo, optimizer=optimizer.value, reuse=reuse.value,
                                            pipeline=pipeline.value)}
