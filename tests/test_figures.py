@@ -4,7 +4,7 @@ import pytest
 
 from figures.report import FIGURES, NAMES, render_all
 from results.store import StoreError
-from tests.planted import planted_store
+from planted import planted_store
 
 SUBSTRATES = ("bandit", "llm-small")
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from figures.analysis import analyze
-from tests.planted import C_HOR, C_LOC, ETAS, TAUS, planted_dataset
+from planted import C_HOR, C_LOC, ETAS, TAUS, planted_dataset
 from theory import fits
 from theory.verdicts import FAILS, HOLDS, INCONCLUSIVE, PREDICTIONS, verdict
 
