@@ -107,14 +107,14 @@ def instance_gradient_bound(logp_fn, theta, beta, reward, prompt_weights, n, eps
         return jnp.max(jnp.where(live[:, None], norms, 0.0))
     sample_norm = jnp.abs(coef) * jnp.sqrt(jnp.sum(score * score, axis=-1))[..., None]  # [P, Y, n]
     is_correct = (reward > 0)[..., None]
-    s = jnp.arange(n + 1)
+    s = jnp.arange(n + 1)[None]  # [1, n+1]: the success count S
     right = jnp.max(jnp.where(is_correct, sample_norm, 0.0), axis=1)  # [P, n]: s = S − 1
     wrong = jnp.max(jnp.where(is_correct, 0.0, sample_norm), axis=1)  # [P, n]: s = S
     right = jnp.concatenate([jnp.zeros((n_prompts, 1)), right], axis=1)  # [P, n+1] indexed by S
     wrong = jnp.concatenate([wrong, jnp.zeros((n_prompts, 1))], axis=1)
-    feasible = ((s[None] == 0) | jnp.any(reward > 0, axis=1)[:, None]) & (
-        (s[None] == n) | jnp.any(reward == 0, axis=1)[:, None])  # [P, n+1]
-    per_count = (s[None] * right + (n - s[None]) * wrong) / n + jnp.sqrt(jnp.sum(kl_grad * kl_grad, axis=-1))[:, None]
+    feasible = ((s == 0) | jnp.any(reward > 0, axis=1)[:, None]) & (
+        (s == n) | jnp.any(reward == 0, axis=1)[:, None])  # [P, n+1]
+    per_count = (s * right + (n - s) * wrong) / n + jnp.sqrt(jnp.sum(kl_grad * kl_grad, axis=-1))[:, None]
     return jnp.max(jnp.where(feasible & live[:, None], per_count, 0.0))
 
 

@@ -10,7 +10,8 @@ with ``σ = β`` the sampling policy, ``p_σ(x)`` its success probability,
 ``ψ`` the clipped term of (3) and ``A(r, s)`` the advantage (1) of a sample with
 reward ``r`` in a group where ``s`` of the other ``n − 1`` samples succeed.
 ``g(θ, β) = ∇_θ J`` with β held fixed (13) costs ``O(P·Y·n)``, not ``O(P·Y^n)``;
-:func:`enumerated_surrogate` is the ``Y^n`` oracle the tests compare against.
+:func:`enumerated_surrogate` and :func:`enumerated_gradient` are the ``Y^n``
+oracles the tests compare against.
 """
 
 import itertools
@@ -40,9 +41,9 @@ def advantage_table(n):
 
 def binomial_pmf(p, n_minus_1):
     """``Bin(s; n−1, p)`` for s = 0..n−1, broadcast over the shape of ``p`` (last axis: s)."""
-    s = jnp.arange(n_minus_1 + 1)
-    log_choose = gammaln(n_minus_1 + 1.0) - gammaln(s + 1.0) - gammaln(n_minus_1 - s + 1.0)
     p = jnp.clip(p, 0.0, 1.0)[..., None]
+    s = jnp.arange(n_minus_1 + 1).reshape((1,) * (p.ndim - 1) + (-1,))  # explicit ranks: rank promotion may raise
+    log_choose = gammaln(n_minus_1 + 1.0) - gammaln(s + 1.0) - gammaln(n_minus_1 - s + 1.0)
     return jnp.exp(log_choose) * jnp.where(s == 0, 1.0, p**s) * jnp.where(s == n_minus_1, 1.0, (1.0 - p) ** (n_minus_1 - s))
 
 
@@ -143,3 +144,31 @@ def enumerated_surrogate(logp_theta, logp_beta, logp_sampler, reward, prompt_wei
     if _has_kl(kappa, logp_ref):
         total -= kappa * float(exact_kl(logp_theta, np.asarray(logp_ref, float), np.asarray(prompt_weights, float)))
     return total
+
+
+def enumerated_gradient(logp_fn, theta, beta, reward, prompt_weights, n, eps, kappa=0.0, theta_ref=None,
+                        dual_clip=None, sampler=None):
+    """Test oracle for :func:`surrogate_gradient`: ``Σ_groups P_σ(group) ∇_θ ℓ(θ; β, group)`` over all ``Y^n`` ordered groups.
+
+    Each group's advantages come from :func:`theory.grpo.advantages` on its own
+    rewards, its ratios from :func:`theory.grpo.ratio`; no binomial shortcut.
+    """
+    logp_beta = logp_fn(beta)
+    logp_sampler = logp_beta if sampler is None else logp_fn(sampler)
+    logp_ref = None if theta_ref is None else logp_fn(theta_ref)
+    n_prompts, n_answers = reward.shape
+    groups = jnp.asarray(list(itertools.product(range(n_answers), repeat=n)))  # [Y^n, n]
+
+    def objective(params):
+        logp = logp_fn(params)
+        total = 0.0
+        for x in range(n_prompts):
+            prob = jnp.exp(jnp.sum(logp_sampler[x][groups], axis=1))
+            rho = ratio(logp[x][groups], logp_beta[x][groups])
+            terms = jnp.mean(clipped_term(rho, advantages(reward[x][groups]), eps, dual_clip), axis=1)
+            total = total + prompt_weights[x] * jnp.sum(prob * terms)
+        if _has_kl(kappa, logp_ref):
+            total = total - kappa * exact_kl(logp, logp_ref, prompt_weights)
+        return total
+
+    return jax.grad(objective)(theta)
