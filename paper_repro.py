@@ -538,8 +538,11 @@ def _sweep_stores(quick, runs_dir, progress):
         before = out.stat().st_mtime_ns if out.exists() else None
         resumed = out.with_name(out.name + ".parts").exists()
         job(out)
-        reused = before is not None and out.stat().st_mtime_ns == before
-        log.append(f"{name}: {'reused' if reused else 'resumed' if resumed else 'computed'} {out}")
+        if before is None:
+            status = "resumed" if resumed else "computed"
+        else:  # the llm engine re-assembles a finished store from its parts, recomputing only missing runs
+            status = "reused" if out.stat().st_mtime_ns == before else "reused (re-assembled from its parts)"
+        log.append(f"{name}: {status} {out}")
         stores[name] = out
     return stores, log
 
