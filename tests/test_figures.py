@@ -90,3 +90,16 @@ def test_advisor_on_held_out_seeds_never_collapses_on_the_planted_grid():
     assert [r["p_collapse"] for r in rows] == [0.0, 0.0, 0.0, 0.0]
     assert [r["p_collapse_4x"] for r in rows] == [0.0, 0.0, 1.0, 1.0]
     assert all(r["eta"] <= r["eta_advised"] for r in rows)
+
+
+def test_repro_figures_wires_stores_to_render_all(repro, rendered, tmp_path, monkeypatch):
+    import paper_repro
+
+    _, _, stores = rendered
+    monkeypatch.setattr(paper_repro, "_sweep_stores", lambda quick, runs, progress: (
+        {"bandit": stores["bandit"]}, ["bandit: reused"]))
+    code, out, err = repro("figures", "--quick", "--only", "report", "--out", tmp_path)
+    assert code == 0, err
+    assert "bandit: reused" in err and "wrote 1 files" in out and (tmp_path / "REPORT.md").stat().st_size > 0
+    code, _, err = repro("figures", "--only", "nope", "--out", tmp_path)
+    assert code == 2 and "nope" in err and len(err.strip().splitlines()) == 1
