@@ -73,8 +73,10 @@ class ConstantsConfig:
         if model == "tiny":
             return cls(ModelConfig("tiny", device=device), seed=seed)
         grpo = GRPOConfig(prompts=4, group=4, max_new_tokens=8, val_every=10_000)
+        # a pretrained model's gradient direction clips 5% of tokens within ‖θ′ − θ‖ ≈ 1e-2 (smollm2): a smaller region
         return cls(ModelConfig(model, device=device), TaskConfig(heldout=4), WarmstartConfig(steps=0), grpo, seed,
-                   directions=1, clip_radii=tuple(np.geomspace(1e-2, 10.0, 7).round(6)), eta=1e-5, steps=2)
+                   radius=1e-3, directions=1, clip_radii=tuple(np.geomspace(1e-4, 1.0, 9).round(8)), eta=1e-5,
+                   steps=2)
 
 
 def _check(config):
