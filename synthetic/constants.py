@@ -284,7 +284,7 @@ def ball_pairs(center, radius, n_points, seed):
     scale = 10.0 ** jax.random.uniform(key_scale, (n_points - half, 1), minval=-3.0, maxval=0.0)
     near = jnp.clip(theta[half:] + 2.0 * scale * direction, -1.0, 1.0)
     beta = jnp.concatenate([far, near])
-    return center + radius * theta, center + radius * beta
+    return center[None] + radius * theta, center[None] + radius * beta
 
 
 def estimate_constants(task, center, radius, n_points=64, seed=0):
