@@ -28,7 +28,7 @@ def bandits(draw):
 
 
 @given(bandits())
-@settings(max_examples=6, derandomize=True, deadline=None)
+@settings(max_examples=4, derandomize=True, deadline=None)
 def test_lemma1_and_the_analytic_constants(instance):
     task, center, radius = instance
     report = constants_report(task, center, radius, n_points=24, seed=1, steps=20)
@@ -49,7 +49,7 @@ def test_lemma1_and_the_analytic_constants(instance):
 
 
 @given(bandits(), st.integers(2, 4), st.sampled_from([None, 4]))
-@settings(max_examples=4, derandomize=True, deadline=None)
+@settings(max_examples=3, derandomize=True, deadline=None)
 def test_theorem1_along_an_async_trajectory(instance, tau, n_groups):
     task, center, _ = instance
     eta, steps = 0.5, 12
