@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from figures.analysis import analyze
 from planted import C_HOR, C_LOC, ETAS, TAUS, planted_dataset
 from theory import fits
-from theory.verdicts import FAILS, HOLDS, INCONCLUSIVE, PREDICTIONS, verdict
+from theory.verdicts import FAILS, HOLDS, INCONCLUSIVE, INFORMATIVE_WIDTH, PREDICTIONS, verdict
 
 BY_KEY = {p.key: p for p in PREDICTIONS}
 
@@ -88,7 +88,7 @@ def test_verdict_rule(center, width):
     low, high = center - width, center + width
     v = verdict(p, center, low, high)
     if low <= p.theory <= high:
-        assert v == HOLDS
+        assert v == (HOLDS if high - low <= INFORMATIVE_WIDTH * p.tolerance else INCONCLUSIVE)
     elif low > p.theory + p.tolerance or high < p.theory - p.tolerance:
         assert v == FAILS
     else:
@@ -108,3 +108,9 @@ def test_bootstrap_interval_contains_the_estimate(n, seed):
     data = np.random.default_rng(seed).normal(size=n)
     iv = fits.bootstrap(lambda idx: data[idx].mean(), n, n_boot=30, seed=seed)
     assert iv.low <= iv.value <= iv.high and iv.value == pytest.approx(data.mean())
+
+
+def test_an_uninformative_interval_confirms_nothing():
+    p = BY_KEY["a"]
+    assert verdict(p, 0.2, -1.35, 1.93) == INCONCLUSIVE  # llm-small's first default run: wide, covers a = 1
+    assert verdict(p, 0.9, 0.7, 1.2) == HOLDS

@@ -1,7 +1,9 @@
 """Verdicts on the paper's predictions (its Table 1) from a measured interval.
 
 Rule (stated in REPORT.md): a prediction **holds** when the theory's value lies
-in the measured 95 % bootstrap interval, or when the whole interval lies within
+in the measured 95 % bootstrap interval and that interval is informative (no
+wider than four tolerances: an interval that admits every plausible law
+confirms none), or when the whole interval lies within
 the prediction's tolerance of it (equal for practical purposes: a very narrow
 interval may just miss an approximate law); it **fails** when the interval misses
 the theory's value by more than the prediction's tolerance; otherwise — or
@@ -14,6 +16,8 @@ import math
 from typing import NamedTuple
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
+INFORMATIVE_WIDTH = 4.0
+"""An interval wider than this many tolerances cannot make a two-sided prediction hold."""
 
 
 class Prediction(NamedTuple):
@@ -56,7 +60,8 @@ def verdict(prediction, value, low, high):
         if high <= theory:
             return HOLDS
         return FAILS if low > theory + tolerance else INCONCLUSIVE
-    if low <= theory <= high or (theory - tolerance <= low and high <= theory + tolerance):
+    informative = high - low <= INFORMATIVE_WIDTH * tolerance
+    if (low <= theory <= high and informative) or (theory - tolerance <= low and high <= theory + tolerance):
         return HOLDS
     if theory < low - tolerance or theory > high + tolerance:
         return FAILS
@@ -64,7 +69,8 @@ def verdict(prediction, value, low, high):
 
 
 RULE = (
-    "holds: the theory's value lies in the 95 % bootstrap interval over seeds, or the whole interval lies "
+    "holds: the theory's value lies in the 95 % bootstrap interval over seeds and the interval is at most four "
+    "tolerances wide, or the whole interval lies "
     "within the row's tolerance of it (for a bound: the interval's upper end is ≤ the bound); fails: the interval misses the theory's value by more than the row's "
     "tolerance (for a bound: its lower end exceeds bound + tolerance); inconclusive: otherwise, or when the "
     "interval cannot be estimated (too few stable/collapsing cells, variable not measured)."
