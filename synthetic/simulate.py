@@ -107,8 +107,9 @@ def batch_objective(theta, task, batch, weights):
         logp = problem.logp_fn(theta)
         logp_ref = jax.lax.stop_gradient(problem.logp_fn(problem.theta_ref))
         kl = jnp.sum(jnp.exp(logp[batch.prompts]) * (logp[batch.prompts] - logp_ref[batch.prompts]), axis=-1)
-    per_group = surrogate(rho, advantages(rewards), problem.eps, kl, problem.kappa, problem.dual_clip)
-    return jnp.sum(weights * per_group) / jnp.sum(weights), (rho, advantages(rewards), rewards)
+    adv = advantages(rewards)
+    per_group = surrogate(rho, adv, problem.eps, kl, problem.kappa, problem.dual_clip)
+    return jnp.sum(weights * per_group) / jnp.sum(weights), (rho, adv, rewards)
 
 
 def make_run(task, config):
