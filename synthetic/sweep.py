@@ -9,14 +9,13 @@ interrupted sweep resumes at the first unfinished τ.
 import dataclasses
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
-from results import SweepStore, open_store, to_dataset
-from results.store import config_json
+from results import SweepStore, complete, finished_store, to_dataset
 from synthetic.simulate import RunConfig, make_run
 from synthetic.tasks import TASKS, make_task
 from theory.metrics import SWEEP_DIMS
@@ -24,7 +23,7 @@ from theory.metrics import SWEEP_DIMS
 DEFAULT_ETAS = {
     "bandit": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0),
     "contextual": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0),
-    "autoregressive": (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0),
+    "autoregressive": (8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0),
 }
 """η grids in each task's own units, from slow learning to the largest steps tried."""
 
@@ -67,6 +66,8 @@ class SweepConfig:
     """Exact population metrics (val_reward, kl_ref, trunc_prob, bias_norm) every this many steps."""
     lemma1: bool = False
     """Record Lemma 1's bias_bound too (a Jacobian per evaluation: slow on the autoregressive task)."""
+    ess_base: float | None = None
+    """ESS-scaled learning rate η·min(1, ess/ess_base) (the VCPO baseline); none: fixed η."""
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -90,7 +91,7 @@ class SweepConfig:
     def run_config(self):
         """The part of the config fixed across the grid, as the simulator takes it."""
         return RunConfig(self.steps, self.batch, self.optimizer, self.beta1, self.clip_norm, self.reuse,
-                         self.exact_every, self.lemma1)
+                         self.exact_every, self.lemma1, self.ess_base)
 
     @classmethod
     def preset(cls, task="autoregressive", quick=False, **overrides):
@@ -126,29 +127,30 @@ def _tau_dataset(config, tau, metrics):
     return to_dataset(variables, coords, {**dataclasses.asdict(config), "engine": "synthetic"}, config.seed)
 
 
-def run_sweep(config, out_path, progress=True):
+def run_sweep(config, out_path, progress=True, executor="local", workers=None, address=None):
     """Run (or resume, or reuse) the sweep and return its store, written at ``out_path``.
 
     A finished store with the same config is returned as it is; finished τ parts
-    of an interrupted run are read back, the rest computed.
+    of an interrupted run are read back, the rest computed as one job per τ on
+    ``executor`` (``local``, ``process`` or ``ray``: :func:`results.run_jobs`).
+    The job is a whole τ on every executor, because vmapping over fewer η
+    changes the numbers in the last bits (measured): so every executor writes
+    the same store, and the local path keeps one call per τ.
     """
-    stamp = config_json({**dataclasses.asdict(config), "engine": "synthetic"})
-    try:
-        existing = open_store(out_path)
-    except Exception:
-        existing = None
-    if existing is not None and existing.attrs.get("config") == stamp:
+    store_config = {**dataclasses.asdict(config), "engine": "synthetic"}
+    existing = finished_store(out_path, store_config)
+    if existing is not None:
         return existing
-    store = SweepStore(out_path, {**dataclasses.asdict(config), "engine": "synthetic"})
-    function, parts = None, []
+    store = SweepStore(out_path, store_config)
+    path, x64 = str(Path(out_path).resolve()), bool(jax.config.jax_enable_x64)
+    jobs = [({"tau": int(tau)}, (tau_job, (config, int(tau), path, x64))) for tau in config.taus]
+    return complete(store, jobs, executor, workers, address, progress, f"synthetic {config.task} sweep")
+
+
+def tau_job(config, tau, out_path, x64):
+    """One executor job: every (η, seed) run at ``tau``, saved as that τ's part of the store at ``out_path``."""
+    jax.config.update("jax_enable_x64", x64)  # a spawned worker starts in float32
     seeds = jnp.asarray(config.seed + np.arange(config.seeds))
-    etas = jnp.asarray(config.etas, dtype=float)
-    bar = tqdm(config.taus, desc=f"synthetic {config.task} sweep", unit="τ", disable=not progress)
-    for tau in bar:
-        part = store.load(tau=int(tau))
-        if part is None:
-            function = function or sweep_function(config)
-            part = _tau_dataset(config, int(tau), jax.device_get(function(etas, int(tau), seeds)))
-            store.save(part, tau=int(tau))
-        parts.append(part)
-    return store.finish(parts)
+    metrics = sweep_function(config)(jnp.asarray(config.etas, dtype=float), tau, seeds)
+    store = SweepStore(out_path, {**dataclasses.asdict(config), "engine": "synthetic"})
+    store.save(_tau_dataset(config, tau, jax.device_get(metrics)), tau=tau)
