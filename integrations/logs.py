@@ -3,10 +3,18 @@
 A log is a sequence of rows of logged scalars, one or more per learner step:
 TRL's ``trainer_state.json`` (``log_history``), verl's file logger (JSONL rows
 ``{"step": s, "data": {...}}``), or any JSONL / CSV export of the same scalars
-(W&B, TensorBoard). The rows become the variables of THEORY.md §6 on dims
-``(seed, step)``, named as in :mod:`theory.metrics`; τ and η of the run are
-scalar coords, so fits can read them; ``ds.expand_dims(("tau", "eta"))`` gives
-the sweep layout ``SWEEP_DIMS``.
+(W&B, TensorBoard). The rows become the variables of THEORY.md §6 in the
+sweep layout ``SWEEP_DIMS`` (one τ, one η, one seed), named as in
+:mod:`theory.metrics`, so ``repro fit`` and the figures read an imported run
+as they read a sweep, and runs combine with ``xarray.combine_by_coords``.
+
+Two conventions align a log with our step index t (the update θ_t → θ_{t+1}):
+
+* both frameworks count ``global_step`` after the update, from 1: a log whose
+  first step is 1 is shifted to start at t = 0;
+* TRL logs ``reward`` only on the steps that generate a batch; the steps that
+  reuse it carry its reward forward (§6: the reward of the batch consumed at t),
+  so a reused batch is not mistaken for a missing, diverged reward.
 
 The crosswalk follows /work/shared/PEERS.md ("Metric crosswalk"), checked
 against TRL f2cd577 (``grpo_trainer.py`` ``_metrics``) and verl 1dda039
@@ -23,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from results import to_dataset
-from theory.metrics import DIAGNOSTICS, METRICS
+from theory.metrics import DIAGNOSTICS, METRICS, SWEEP_DIMS
 
 CROSSWALK = {
     "trl": {
@@ -134,7 +142,7 @@ def _steps(rows, path):
 
 
 def import_log(path, framework, *, tau=None, eta=None, seed=0):
-    """Read a TRL or verl metric log into a store Dataset of one run (dims ``seed``, ``step``).
+    """Read a TRL or verl metric log into a store Dataset of one run (dims :data:`SWEEP_DIMS`).
 
     Our §6 names come from :data:`CROSSWALK`; every other numeric scalar is kept under
     :func:`sanitize`'s name, and non-numeric ones are dropped and listed in the config attr.
@@ -177,6 +185,8 @@ def import_log(path, framework, *, tau=None, eta=None, seed=0):
         ours: (("seed", "step"), np.array([[table[s].get(theirs, np.nan) for s in ordered]], dtype=float))
         for theirs, ours in renamed.items()
     }
+    if "reward" in variables:
+        variables["reward"] = ("seed", "step"), pd.DataFrame(variables["reward"][1]).ffill(axis=1).to_numpy()
     tau, tau_source = _run_value("tau", tau, variables, lambda v: v[-1], integer=True)
     eta, eta_source = _run_value("eta", eta, variables, np.max, key=renamed.get(LEARNING_RATE[framework]))
     for coord in ("tau", "eta", "seed"):  # a logged column of that name is the run's value, not a series
@@ -193,7 +203,10 @@ def import_log(path, framework, *, tau=None, eta=None, seed=0):
         "renamed": {k: v for k, v in renamed.items() if k != v},
         "dropped": dropped,
     }
-    coords = {"seed": [seed], "step": ordered, "tau": tau, "eta": eta}
+    first = 1 if ordered[0] == 1 and step_key != "row order" else 0
+    config["step_shift"] = -first
+    coords = {"tau": [tau], "eta": [eta], "seed": [seed], "step": [s - first for s in ordered]}
+    variables = {name: (SWEEP_DIMS, values[None, None]) for name, (_, values) in variables.items()}
     return to_dataset(variables, coords, config, seed=seed)
 
 

@@ -17,34 +17,34 @@ DATA = Path(__file__).parent / "data" / "logs"
 
 def test_trl_trainer_state_maps_onto_our_names():
     ds = import_log(DATA / "trl_trainer_state.json", "trl", tau=4)
-    assert ds.reward.dims == ("seed", "step") and list(ds.step.values) == [1, 2, 3, 4]
-    np.testing.assert_array_equal(ds.reward.values[0], [0.50, 0.75, 0.25, 0.00])
-    np.testing.assert_array_equal(ds.clip_frac.values[0], [0.00, 0.05, 0.20, 0.40])  # clip_ratio/region_mean
-    np.testing.assert_array_equal(ds.kl_ref.values[0], [0.000, 0.002, 0.010, 0.050])  # GRPOTrainer's kl is to π_ref
+    assert ds.reward.dims == ("tau", "eta", "seed", "step") and list(ds.step.values) == [0, 1, 2, 3]  # from 1
+    np.testing.assert_array_equal(ds.reward.values[0, 0, 0], [0.50, 0.75, 0.25, 0.00])
+    np.testing.assert_array_equal(ds.clip_frac.values[0, 0, 0], [0.00, 0.05, 0.20, 0.40])  # clip_ratio/region_mean
+    np.testing.assert_array_equal(ds.kl_ref.values[0, 0, 0], [0.000, 0.002, 0.010, 0.050])  # GRPOTrainer's kl is to π_ref
     # the eval row at step 2 joins the training row of that step; other steps have no eval
-    np.testing.assert_array_equal(ds.val_reward.values[0], [np.nan, 0.60, np.nan, np.nan])
+    np.testing.assert_array_equal(ds.val_reward.values[0, 0, 0], [np.nan, 0.60, np.nan, np.nan])
     assert "clip_ratio_low_mean" in ds and "run_name" not in ds
     config = json.loads(ds.attrs["config"])
     assert config["dropped"] == ["run_name"]
     # η read from the log: the peak of TRL's learning_rate schedule 1e-6 → 2e-7
-    assert (int(ds.tau), float(ds.eta), config["tau_source"]) == (4, 1e-6, "given")
+    assert (int(ds.tau.item()), float(ds.eta.item()), config["tau_source"]) == (4, 1e-6, "given")
     assert config["eta_source"].startswith("log (learning_rate")
 
 
 def test_verl_file_logger_maps_onto_our_names():
     ds = import_log(DATA / "verl_file_logger.jsonl", "verl", tau=2, eta=3e-7, seed=5)
-    np.testing.assert_array_equal(ds.reward.values[0], [0.30, 0.45, 0.10])  # critic/score/mean
-    np.testing.assert_array_equal(ds.clip_frac.values[0], [0.001, 0.004, 0.030])  # actor/pg_clipfrac
-    np.testing.assert_array_equal(ds.ess.values[0], [0.99, 0.97, 0.80])  # rollout_corr/rollout_is_eff_sample_size
-    np.testing.assert_array_equal(ds.kl_ref.values[0], [0.001, 0.002, 0.010])  # actor/kl_loss
+    np.testing.assert_array_equal(ds.reward.values[0, 0, 0], [0.30, 0.45, 0.10])  # critic/score/mean
+    np.testing.assert_array_equal(ds.clip_frac.values[0, 0, 0], [0.001, 0.004, 0.030])  # actor/pg_clipfrac
+    np.testing.assert_array_equal(ds.ess.values[0, 0, 0], [0.99, 0.97, 0.80])  # rollout_corr/rollout_is_eff_sample_size
+    np.testing.assert_array_equal(ds.kl_ref.values[0, 0, 0], [0.001, 0.002, 0.010])  # actor/kl_loss
     assert {"actor_ppo_kl", "rollout_corr_k3_kl", "actor_pg_clipfrac_lower"} <= set(ds.data_vars)
-    assert list(ds.seed.values) == [5] and float(ds.eta) == 3e-7 and int(ds.tau) == 2
+    assert list(ds.seed.values) == [5] and float(ds.eta.item()) == 3e-7 and int(ds.tau.item()) == 2
 
 
 def test_csv_export_with_tracker_prefixes():
     ds = import_log(DATA / "trl_wandb_export.csv", "trl", tau=1, eta=1e-6)
     assert list(ds.step.values) == [0, 1, 2]
-    np.testing.assert_array_equal(ds.reward.values[0], [0.5, 0.6, 0.4])
+    np.testing.assert_array_equal(ds.reward.values[0, 0, 0], [0.5, 0.6, 0.4])
     assert {"clip_frac", "kl_ref", "learning_rate"} <= set(ds.data_vars)
 
 
@@ -68,7 +68,7 @@ def test_tau_and_eta_come_from_the_log_when_it_records_them(tmp_path):
     log.write_text("\n".join(json.dumps({"step": s, "reward": 1.0, "tau": 3, "learning_rate": 2e-6}) for s in range(4)))
     ds = import_log(log, "trl")
     config = json.loads(ds.attrs["config"])
-    assert (int(ds.tau), float(ds.eta)) == (3, 2e-6)
+    assert (int(ds.tau.item()), float(ds.eta.item())) == (3, 2e-6)
     assert (config["tau_source"], config["eta_source"]) == ("log", "log (learning_rate)")
 
 
@@ -79,8 +79,8 @@ def test_cli_writes_a_store_that_reads_back(repro, tmp_path):
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["steps"] == 3 and summary["renamed"]["critic/score/mean"] == "reward"
-    ds = open_store(out, required=("reward", "clip_frac", "ess", "kl_ref"), dims=("seed", "step"))
-    assert int(ds.tau) == 2 and float(ds.eta) == 1e-6
+    ds = open_store(out, required=("reward", "clip_frac", "ess", "kl_ref"), dims=("tau", "eta", "seed", "step"))
+    assert int(ds.tau.item()) == 2 and float(ds.eta.item()) == 1e-6
     assert set(METRICS) & set(ds.data_vars) == {"reward", "clip_frac", "ess", "kl_ref"}
 
 
@@ -127,3 +127,16 @@ def test_sanitized_names_are_valid_netcdf_names(name):
     clean = sanitize(name)
     assert clean and "/" not in clean and not clean[0].isdigit()
     assert all(c.isascii() and (c.isalnum() or c == "_") for c in clean)
+
+
+def test_reused_batches_carry_their_reward_and_are_not_read_as_divergence(tmp_path):
+    from theory.collapse import collapse_step
+
+    # steps_per_generation = 2: TRL logs the reward on generating steps 1, 3, 5, ... only
+    log = tmp_path / "trainer_state.json"
+    rows = [{"step": s, "loss": 0.1, **({"reward": 0.5} if s % 2 else {})} for s in range(1, 41)]
+    log.write_text(json.dumps({"log_history": rows}))
+    ds = import_log(log, "trl", tau=2, eta=1e-6)
+    assert list(ds.step.values) == list(range(40))
+    np.testing.assert_array_equal(ds.reward.values[0, 0, 0], 0.5)
+    assert collapse_step(ds.reward.values).item() == -1
