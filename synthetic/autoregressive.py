@@ -6,11 +6,17 @@ token until EOS or until ``L`` tokens; an answer that never emits EOS is
 collapse, as in LLM GRPO with a length cap. The next-token logits share
 parameters across prompts and positions:
 
-    logit(x, j, prev, next) = T[prev, next] + Q[j, next] + f(x)·W[:, next],
+    logit(x, j, prev, v)   = T[prev, v] + Q[j, v] + f(x)·W[:, v]     (content token v < V),
+    logit(x, j, prev, EOS) = T[prev, EOS] + e_j,
 
-with ``θ = (T, Q, W)`` flattened, ``f(x) ∈ R^k`` fixed prompt features. Every
-answer is enumerated, so ``log π_θ(y|x)`` is an exact ``[P, Y]`` table like the
-bandits' and :mod:`synthetic.exact` applies unchanged.
+with ``θ = (T, Q, W)`` flattened, ``f(x) ∈ R^k`` fixed prompt features and
+``e_j`` a fixed end offset per position. The decision to end is shared by every
+prompt and position (only the previous token moves it), as a language model's
+end-of-answer habit is: one large step against an ended answer shortens or
+lengthens every answer at once, which is how the end-token toys of
+SYNTHETIC_NOTES.md collapsed. Every answer is enumerated, so ``log π_θ(y|x)``
+is an exact ``[P, Y]`` table like the bandits' and :mod:`synthetic.exact`
+applies unchanged.
 """
 
 import itertools
@@ -42,16 +48,16 @@ def enumerate_answers(vocab, max_len):
 
 
 def n_params(vocab, max_len, n_features):
-    """``d = (V+2)(V+1) + L(V+1) + k(V+1)``: transitions (BOS, V content, EOS as prev), positions, prompt features."""
-    return (vocab + 2) * (vocab + 1) + max_len * (vocab + 1) + n_features * (vocab + 1)
+    """``d = (V+2)(V+1) + LV + kV``: transitions (BOS, V content, EOS as prev), positions, prompt features."""
+    return (vocab + 2) * (vocab + 1) + max_len * vocab + n_features * vocab
 
 
-def make_logp(answers, prompt_features, vocab):
+def make_logp(answers, prompt_features, vocab, end_offsets):
     """Build ``θ ↦ log π_θ(y|x) [P, Y]`` for the policy above over ``answers``, and its gather.
 
     The second function, ``(θ, prompts [B], answer ids [B, n]) ↦ log π_θ [B, n]``,
     scores only the sampled answers: the learner's per-step cost then scales with
-    the batch, not with ``P·Y``.
+    the batch, not with ``P·Y``. ``end_offsets`` are the fixed ``e_j``, one per position.
     """
     n_tokens = vocab + 1
     bos = vocab + 1
@@ -61,12 +67,20 @@ def make_logp(answers, prompt_features, vocab):
     emitted = jnp.arange(max_len)[None, :] < jnp.asarray(answers.length)[:, None]  # [Y, L]
     features = jnp.asarray(prompt_features)
     n_features = features.shape[1]
-    sizes = ((vocab + 2) * n_tokens, max_len * n_tokens, n_features * n_tokens)
+    sizes = ((vocab + 2) * n_tokens, max_len * vocab, n_features * vocab)
+    offsets = jnp.asarray(end_offsets, dtype=float).reshape(max_len, 1)
+
+    def blocks(theta):
+        """``T [V+2, V+1]``, ``Q [L, V+1]`` (end column e_j) and ``W [k, V+1]`` (end column 0)."""
+        transition = theta[: sizes[0]].reshape(vocab + 2, n_tokens)
+        position = jnp.concatenate([theta[sizes[0]: sizes[0] + sizes[1]].reshape(max_len, vocab), offsets], axis=1)
+        prompt = jnp.concatenate([theta[sizes[0] + sizes[1]:].reshape(n_features, vocab),
+                                  jnp.zeros((n_features, 1))], axis=1)
+        return transition, position, prompt
 
     def sequence_logp(theta, prompt_ids, answer_ids):  # ids of equal rank, broadcast against each other
-        transition = theta[: sizes[0]].reshape(vocab + 2, n_tokens)
-        position = theta[sizes[0]: sizes[0] + sizes[1]].reshape(max_len, n_tokens)
-        prompt = features[prompt_ids] @ theta[sizes[0] + sizes[1]:].reshape(n_features, n_tokens)  # [..., V+1]
+        transition, position, weights = blocks(theta)
+        prompt = features[prompt_ids] @ weights  # [..., V+1]
         position = position.reshape((1,) * answer_ids.ndim + position.shape)
         logits = transition[prev[answer_ids]] + position + prompt[..., None, :]  # [..., L, V+1]
         token_logp = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), tokens[answer_ids][..., None], axis=-1)
@@ -75,9 +89,8 @@ def make_logp(answers, prompt_features, vocab):
     def logp(theta):
         # A token's distribution depends on (prompt, position, previous token) only: one log-softmax per such
         # context, gathered along every answer, is ~10x cheaper than a softmax per (prompt, answer, position).
-        transition = theta[: sizes[0]].reshape(vocab + 2, n_tokens)
-        position = theta[sizes[0]: sizes[0] + sizes[1]].reshape(max_len, n_tokens)
-        prompt = features @ theta[sizes[0] + sizes[1]:].reshape(n_features, n_tokens)  # [P, V+1]
+        transition, position, weights = blocks(theta)
+        prompt = features @ weights  # [P, V+1]
         context = jax.nn.log_softmax(
             transition[None, None] + position[None, :, None, :] + prompt[:, None, None, :], axis=-1)  # [P, L, V+2, V+1]
         token_logp = context[:, jnp.arange(max_len)[None, :], prev, tokens]  # [P, Y, L]
@@ -86,12 +99,13 @@ def make_logp(answers, prompt_features, vocab):
     return logp, sequence_logp
 
 
-def first_token_reward(answers, targets, min_content=1):
-    """Reward 1 iff the answer ends, has ≥ ``min_content`` content tokens and starts with the prompt's target: ``[P, Y]``.
+def teacher_targets(answers, logp_teacher):
+    """Each prompt's target: the teacher's most likely answer among those that end, ``[P]`` answer ids."""
+    return np.argmax(np.where(answers.truncated[None], -np.inf, np.asarray(logp_teacher)), axis=1)
 
-    A long ``min_content`` puts the correct answers next to the length cap, so
-    pushing them up also pushes toward truncation: the end-token collapse route.
-    """
-    ends = ~answers.truncated & (answers.length >= min_content + 1)
-    hits = answers.tokens[None, :, 0] == np.asarray(targets)[:, None]
-    return (hits & ends[None]).astype(np.float64)
+
+def exact_match_reward(n_answers, targets):
+    """Reward 1 iff the answer is the prompt's target: ``[P, Y]``."""
+    reward = np.zeros((len(targets), n_answers))
+    reward[np.arange(len(targets)), targets] = 1.0
+    return reward

@@ -47,6 +47,8 @@ class RunConfig:
     """Exact population metrics every this many steps (NaN in between)."""
     lemma1: bool = True
     """Also record Lemma 1's ``bias_bound`` (a Jacobian per evaluation) beside ``bias_norm``."""
+    ess_base: float | None = None
+    """ESS-scaled learning rate η_t = η·min(1, ess_t/ess_base), as VCPO does; none: fixed η."""
 
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adam"):
@@ -60,6 +62,8 @@ class RunConfig:
             raise ValueError(f"steps = {self.steps} must be a multiple of exact_every = {self.exact_every}")
         if self.clip_norm is not None and not self.clip_norm > 0:
             raise ValueError(f"clip_norm = {self.clip_norm} must be > 0")
+        if self.ess_base is not None and not 0 < self.ess_base <= 1:
+            raise ValueError(f"ess_base = {self.ess_base} must be in (0, 1] (ess is normalised)")
 
 
 def optimizer(config, eta):
@@ -93,7 +97,10 @@ def sample_batch(task, theta, key, n_groups, version):
     logp = problem.logp_fn(theta)
     key_prompt, key_answer = jax.random.split(key)
     prompts = jax.random.choice(key_prompt, logp.shape[0], (n_groups,), p=problem.prompt_weights)
-    answers = jax.random.categorical(key_answer, logp[prompts][:, None, :], axis=-1, shape=(n_groups, problem.n))
+    # inverse CDF: one uniform per answer instead of a Gumbel per (answer, candidate) as categorical draws
+    cdf = jnp.cumsum(jnp.exp(logp[prompts]), axis=-1)  # [B, Y]
+    u = jax.random.uniform(key_answer, (n_groups, problem.n)) * cdf[:, -1:]
+    answers = jnp.minimum(jax.vmap(jnp.searchsorted)(cdf, u), cdf.shape[-1] - 1)
     return Batch(prompts, answers, logp[prompts[:, None], answers], jnp.asarray(version))
 
 
@@ -128,25 +135,31 @@ def make_run(task, config):
         weights = jnp.ones(config.batch) if config.reuse == "whole" else (group % tau == lag % tau).astype(float)
         (_, (rho, adv, rewards)), grad = jax.value_and_grad(batch_objective, has_aux=True)(
             carry.theta, task, batch, weights)
+        neg = adv < 0
+        sample_w = jnp.broadcast_to(weights[:, None], rho.shape)
+        ess = effective_sample_size(rho, sample_w)
         updates, opt_state = tx.update(-grad, carry.opt_state, carry.theta)
-        theta_next = optax.apply_updates(carry.theta, updates)
+        # η_t/η: scaling the optimiser's output is scaling its learning rate, for SGD and Adam alike
+        eta_scale = 1.0 if config.ess_base is None else jnp.minimum(1.0, ess / config.ess_base)
+        theta_next = optax.apply_updates(carry.theta, eta_scale * updates)
         u = (theta_next - carry.theta) / eta
         cycle_end = (t + 1) % tau == 0
         cycle_sum = carry.cycle_sum + u
-        neg = adv < 0
-        sample_w = jnp.broadcast_to(weights[:, None], rho.shape)
         metrics = {
-            "reward": jnp.sum(sample_w * rewards) / jnp.sum(sample_w),
+            # a diverged θ is a collapse (§6): its reward is NaN from the first non-finite step on
+            "reward": jnp.where(jnp.all(jnp.isfinite(carry.theta)), jnp.sum(sample_w * rewards) / jnp.sum(sample_w),
+                                jnp.nan),
             "grad_cos": cosine(u, carry.prev_update),
             "raw_grad_cos": cosine(grad, carry.prev_grad),
             "drift": l2_norm(carry.theta - task.theta_0),
             "stale_drift": l2_norm(carry.theta - beta),
             "clip_frac": clip_fraction(rho, problem.eps, sample_w),
-            "ess": effective_sample_size(rho, sample_w),
+            "ess": ess,
             "update_norm": l2_norm(u),
             "batch_cos": jnp.where(cycle_end & (t >= tau), cosine(cycle_sum, carry.prev_cycle_sum), jnp.nan),
             "max_neg_ratio": jnp.max(jnp.where(neg & (sample_w > 0), rho, 0.0)),
             "staleness": lag.astype(float),
+            "eta_scale": jnp.asarray(eta_scale, dtype=float),
         }
         carry = Carry(theta_next, beta, opt_state, batch, u, grad,
                       jnp.where(cycle_end, 0.0, cycle_sum), jnp.where(cycle_end, cycle_sum, carry.prev_cycle_sum), key)

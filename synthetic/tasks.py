@@ -5,6 +5,12 @@
 * ``contextual``: log-linear bandit, 64 prompts (48 train, 16 held out), 16 answers.
 * ``autoregressive``: the end-token policy of :mod:`synthetic.autoregressive`,
   64 prompts (48 train, 16 held out), V = 3 content tokens, answers ≤ 4 tokens.
+  Each prompt's one correct answer is what a *teacher* of the same family
+  (parameters ~ N(0, 4²)) most likely says among ended answers, so the targets
+  are learnable and held-out prompts measure generalisation. θ_0 = α·θ_teacher,
+  α chosen so that the train success is 0.01, and the fixed end offsets make
+  θ_0 ramble: 98% of its answers run into the cap, as a base model's do before
+  RL teaches it to stop. Falling back to never stopping is the absorbing collapse.
 
 θ_0 is also the KL reference and starts with a stated success probability.
 """
@@ -22,6 +28,9 @@ from synthetic.bandit import bandit_task, contextual_task
 from synthetic.constants import DiscreteTask
 
 TASKS = ("bandit", "contextual", "autoregressive")
+
+TEACHER_SCALE = 4.0
+"""Spread of the teacher's parameters: large enough that its answers are nearly deterministic."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,19 +84,31 @@ def make_task(name, n=8, eps=0.2, kappa=0.0, dual_clip=None, seed=0):
 
 
 def _autoregressive(n, eps, kappa, dual_clip, seed, vocab=3, max_len=4, n_features=8, n_prompts=64, n_val=16,
-                    eos_logit=1.0, min_content=1, n_targets=None):
+                    teacher_scale=TEACHER_SCALE, initial_success=0.01, end_logit=-3.0):
     rng = np.random.default_rng(seed)
     answers = autoregressive.enumerate_answers(vocab, max_len)
     features = rng.normal(size=(n_prompts, n_features)) / np.sqrt(n_features)
-    targets = rng.integers(0, n_targets or vocab, size=n_prompts)
-    logp_fn, answer_logp = autoregressive.make_logp(answers, features, vocab)
-    theta_0 = np.zeros(autoregressive.n_params(vocab, max_len, n_features))
-    # EOS logit +1 after the first token: answers mostly end, as an instruction-tuned policy's do.
-    position = theta_0[(vocab + 2) * (vocab + 1):][: max_len * (vocab + 1)].reshape(max_len, vocab + 1)
-    position[1:, vocab] = eos_logit
-    position[0, vocab] = -3.0
-    theta_0 = jnp.asarray(theta_0)
+    # e_j: a rambling start, as a base model's: 98% of θ_0's answers run into the cap (end logit −3 everywhere)
+    end_offsets = np.full(max_len, end_logit)
+    logp_fn, answer_logp = autoregressive.make_logp(answers, features, vocab, end_offsets)
+    teacher = jnp.asarray(teacher_scale * rng.normal(size=autoregressive.n_params(vocab, max_len, n_features)))
+    targets = autoregressive.teacher_targets(answers, logp_fn(teacher))
+    reward = jnp.asarray(autoregressive.exact_match_reward(len(answers.tokens), targets))
     train, val = _split(n_prompts, n_val)
-    reward = jnp.asarray(autoregressive.first_token_reward(answers, targets, min_content))
-    problem = DiscreteTask(logp_fn, reward, train, n, eps, kappa, theta_0, dual_clip)
+    problem = DiscreteTask(logp_fn, reward, train, n, eps, kappa, teacher, dual_clip)
+    alpha = _shrink_to_success(
+        lambda a: float(jnp.sum(train * jnp.sum(jnp.exp(logp_fn(a * teacher)) * reward, axis=-1))), initial_success)
+    theta_0 = alpha * teacher
+    problem = dataclasses.replace(problem, theta_ref=theta_0)
     return SimTask(problem, val, jnp.asarray(answers.truncated, float), theta_0, "autoregressive", answer_logp)
+
+
+def _shrink_to_success(success_at, target, iterations=50):
+    """The α ∈ (0, 1] at which ``success_at(α)`` equals ``target`` (bisection; success grows with α here)."""
+    if success_at(1.0) < target:
+        raise ValueError(f"the teacher's own success {success_at(1.0):.3g} is below the initial success {target}")
+    low, high = 0.0, 1.0
+    for _ in range(iterations):
+        mid = (low + high) / 2
+        low, high = (mid, high) if success_at(mid) < target else (low, mid)
+    return high

@@ -76,3 +76,28 @@ def test_slices_use_one_of_tau_disjoint_parts():
 def test_bad_run_config_is_refused(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         RunConfig(**bad)
+
+
+def test_ess_scaled_learning_rate_follows_the_batch_ess():
+    task = make_task("contextual")
+    fixed = jax.jit(make_run(task, RunConfig(steps=30, exact_every=10)))
+    scaled = jax.jit(make_run(task, RunConfig(steps=30, exact_every=10, ess_base=1.0)))
+    on_policy = scaled(4.0, 1, 2)
+    np.testing.assert_allclose(on_policy["eta_scale"], 1.0, atol=1e-12)  # lag 0: every ratio is 1, ess = 1
+    np.testing.assert_allclose(on_policy["reward"], fixed(4.0, 1, 2)["reward"], atol=1e-9)
+    stale = scaled(4.0, 6, 2)
+    expected = np.minimum(1.0, np.asarray(stale["ess"]))
+    np.testing.assert_allclose(stale["eta_scale"], expected, rtol=1e-12)
+    assert np.asarray(stale["eta_scale"]).min() < 1.0, "stale batches must lose ESS and so learning rate"
+    np.testing.assert_array_equal(fixed(4.0, 6, 2)["eta_scale"], 1.0)
+
+
+def test_a_diverged_run_is_collapsed_at_its_first_non_finite_step():
+    from theory.collapse import collapse_step
+
+    # an infinite step makes θ non-finite (inf − inf = NaN in the softmax): the reward must say so
+    metrics = jax.jit(make_run(make_task("contextual"), RunConfig(steps=20, exact_every=5)))(np.inf, 2, 0)
+    drift, reward = np.asarray(metrics["drift"]), np.asarray(metrics["reward"])
+    first = int(np.argmax(~np.isfinite(drift)))
+    assert 0 < first < 20 and np.all(np.isnan(reward[first:])) and np.all(np.isfinite(reward[:first]))
+    assert collapse_step(reward) == first

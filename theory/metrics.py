@@ -29,6 +29,7 @@ DIAGNOSTICS = {
     "max_neg_ratio": "largest ratio ρ on a negative-advantage sample in the batch",
     "trunc_prob": "probability that an answer does not end (autoregressive tasks)",
     "staleness": "τ_t measured from policy-version tags: learner version − batch version",
+    "eta_scale": "η_t/η of an adaptive learning-rate policy (ESS-scaled: min(1, ess/ess_base))",
 }
 """Per-step diagnostics beside §6 (absent where a substrate cannot measure one)."""
 
