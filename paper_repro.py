@@ -292,9 +292,19 @@ def sweep_synthetic_command(
     exact_every: Annotated[int | None, typer.Option(help="Exact population metrics every k steps.")] = None,
     lemma1: Annotated[bool, typer.Option("--lemma1/--no-lemma1", help="Record Lemma 1's bias_bound too.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
+    executor: Annotated[str, typer.Option(help="Where the τ jobs run: local, process (a pool) or ray.")] = "local",
+    workers: Annotated[int | None, typer.Option(help="Pool processes or local Ray CPUs (default: all cores).")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (with --executor ray).")] = None,
 ):
     """Run async GRPO (THEORY.md §3) on a synthetic task over τ × η × seed, exactly measured."""
+    from results import check_executor
     from synthetic.sweep import SweepConfig, run_sweep
+
+    if workers is not None:
+        _at_least("--workers", workers, 1)
+    if address is not None and executor != "ray":
+        raise typer.BadParameter(f"{address!r} needs --executor ray", param_hint="--address")
+    check_executor(executor, workers, address)
 
     _exact_jax()
     _check_clip(eps, kl, dual_clip)
@@ -315,7 +325,8 @@ def sweep_synthetic_command(
         changes["steps"] = _at_least("--steps", steps, 1)
     if exact_every is not None:
         changes["exact_every"] = _at_least("--exact-every", exact_every, 1)
-    ds = run_sweep(SweepConfig.preset(task.value, quick, **changes), out, progress=progress)
+    ds = run_sweep(SweepConfig.preset(task.value, quick, **changes), out, progress=progress, executor=executor,
+                   workers=workers, address=address)
     typer.echo(f"wrote {out}: {dict(ds.sizes)}, variables {', '.join(sorted(ds.data_vars))}")
 
 
@@ -349,8 +360,13 @@ def sweep_llm_command(
     bias_every: Annotated[int | None, typer.Option(help="bias_norm (§7) every k steps; 0: never (default: preset).")] = (
         None),
     device: Annotated[str, typer.Option(help="torch device (cpu, cuda).")] = "cpu",
-    threads: Annotated[int, typer.Option(help="torch CPU threads; tiny models run fastest on one.")] = 1,
+    threads: Annotated[int, typer.Option(help="torch CPU threads per run; tiny models run fastest on one.")] = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
+    executor: Annotated[str, typer.Option(help="Where the runs go: local, process (a pool) or ray.")] = "local",
+    workers: Annotated[int | None, typer.Option(help="Pool processes or local Ray CPUs (default: all cores).")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (with --executor ray).")] = None,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Load a model directory whose weights are "
+                                               "only pickle files (they can run code): trusted files only.")] = False,
 ):
     """Run async GRPO (THEORY.md §3 reuse pipeline) on a Llama-architecture model over τ × η × seed."""
     import dataclasses
@@ -359,15 +375,22 @@ def sweep_llm_command(
 
     from llm.config import ModelConfig, TaskConfig
     from llm.sweep import preset, run_sweep
+    from results import check_executor
 
     torch.set_num_threads(_at_least("--threads", threads, 1))
+    if workers is not None:
+        _at_least("--workers", workers, 1)
+    if address is not None and executor != "ray":
+        raise typer.BadParameter(f"{address!r} needs --executor ray", param_hint="--address")
+    check_executor(executor, workers, address)
     config = preset(quick, size.value)
     if model not in ("tiny", "smollm2") and not Path(model).is_dir() and not (
             model.endswith(".gguf") and Path(model).is_file()):
         raise typer.BadParameter(f"{model!r} is not tiny, smollm2, a directory or a .gguf file", param_hint="--model")
     if task is LlmTask.gsm8k and data is None:
         raise typer.BadParameter("--task gsm8k needs --data FILE.jsonl", param_hint="--data")
-    changes = {"model": ModelConfig(model, size.value, device),  # a pretrained model needs no supervised start
+    changes = {"model": ModelConfig(model, size.value, device, allow_pickle=allow_pickle),
+               # a pretrained model needs no supervised start
                "warmstart": config.warmstart if model == "tiny" else dataclasses.replace(config.warmstart, steps=0),
                "task": TaskConfig(task.value, _at_least("--digits", digits, 1), path=str(data or "")),
                "grpo": dataclasses.replace(config.grpo, optimizer=optimizer.value, reuse=reuse.value,
@@ -382,7 +405,8 @@ def sweep_llm_command(
         changes["seeds"] = tuple(range(_at_least("--seeds", seeds, 1)))
     if steps is not None:
         changes["steps"] = _at_least("--steps", steps, 1)
-    ds = run_sweep(dataclasses.replace(config, **changes), out, progress=progress)
+    ds = run_sweep(dataclasses.replace(config, **changes), out, progress=progress, executor=executor, workers=workers,
+                   address=address)
     collapsed = int((ds.nan_step >= 0).sum())
     typer.echo(f"wrote {out}: {dict(ds.sizes)}, {collapsed} run(s) went NaN")
 
@@ -520,31 +544,56 @@ def advise_command(
 
 
 def _sweep_stores(quick, runs_dir, progress):
-    """Run or reuse every sweep the figures need; ``{substrate: store}`` and what was reused or computed."""
+    """Run or reuse every sweep the figures need.
+
+    Returns ``{substrate: store}``, ``{substrate: ESS-scaled store}`` (the same
+    sweep at the baselines' η₀, read off the first store) and what was reused or computed.
+    """
+    import dataclasses
+
+    from figures.analysis import load_sweep
+    from figures.baselines import ESS_BASE, store_reference_eta
     from llm.sweep import preset as llm_preset
     from llm.sweep import run_sweep as run_llm
     from synthetic.sweep import SweepConfig
     from synthetic.sweep import run_sweep as run_synthetic
 
+    def synthetic(task, **changes):
+        return lambda out: run_synthetic(SweepConfig.preset(task, quick, **changes), out, progress)
+
+    def llm(size, eta=None):
+        config = llm_preset(quick, size)
+        if eta is not None:
+            config = dataclasses.replace(config, etas=(eta,), grpo=dataclasses.replace(
+                config.grpo, ess_base=ESS_BASE, bias_every=0))
+        return lambda out: run_llm(config, out, progress)
+
     grid = "quick" if quick else "full"
-    jobs = {f"synthetic-{task}": (lambda out, t=task: run_synthetic(
-        SweepConfig.preset(t, quick, lemma1=t != "autoregressive"), out, progress))
-        for task in ("bandit", "contextual", "autoregressive")}
+    jobs = {f"synthetic-{task}": (synthetic(task, lemma1=task != "autoregressive"),
+                                  lambda eta, t=task: synthetic(t, etas=(eta,), ess_base=ESS_BASE))
+            for task in ("bandit", "contextual", "autoregressive")}
     for size in ("small", "medium"):
-        jobs[f"llm-{size}"] = lambda out, s=size: run_llm(llm_preset(quick, s), out, progress)
-    stores, log = {}, []
-    for name, job in jobs.items():
+        jobs[f"llm-{size}"] = (llm(size), lambda eta, s=size: llm(s, eta))
+    stores, ess_stores, log = {}, {}, []
+    for name, (job, ess_job) in jobs.items():
         out = runs_dir / f"{name}-{grid}.nc"
-        before = out.stat().st_mtime_ns if out.exists() else None
-        resumed = out.with_name(out.name + ".parts").exists()
-        job(out)
-        if before is None:
-            status = "resumed" if resumed else "computed"
-        else:  # the llm engine re-assembles a finished store from its parts, recomputing only missing runs
-            status = "reused" if out.stat().st_mtime_ns == before else "reused (re-assembled from its parts)"
-        log.append(f"{name}: {status} {out}")
-        stores[name] = out
-    return stores, log
+        ess_out = runs_dir / f"{name}-ess-{grid}.nc"
+        log.append(f"{name}: {_run_logged(job, out)} {out}")
+        ess_status = _run_logged(ess_job(store_reference_eta(load_sweep(out))), ess_out)
+        log.append(f"{name} ESS-scaled: {ess_status} {ess_out}")
+        stores[name], ess_stores[name] = out, ess_out
+    return stores, ess_stores, log
+
+
+def _run_logged(job, out):
+    """Run ``job(out)`` and say whether its store was computed, resumed or reused."""
+    before = out.stat().st_mtime_ns if out.exists() else None
+    resumed = out.with_name(out.name + ".parts").exists()
+    job(out)
+    if before is None:
+        return "resumed" if resumed else "computed"
+    # the llm engine re-assembles a finished store from its parts, recomputing only missing runs
+    return "reused" if out.stat().st_mtime_ns == before else "reused (re-assembled from its parts)"
 
 
 @app.command("figures")
@@ -562,10 +611,10 @@ def figures_command(
     if only is not None and only not in NAMES:
         raise typer.BadParameter(f"{only!r} is not one of {', '.join(NAMES)}", param_hint="--only")
     _exact_jax()
-    stores, log = _sweep_stores(quick, runs, progress)
+    stores, ess_stores, log = _sweep_stores(quick, runs, progress)
     for line in log:
         typer.echo(line, err=True)
-    written = render_all(stores, out, only)
+    written = render_all(stores, out, only, ess_stores=ess_stores)
     typer.echo(f"wrote {len(written)} files to {out}")
 
 

@@ -106,7 +106,7 @@ def analyze(ds, threshold=0.0, n_boot=200, seed=0):
         "a": fits.eta_max_exponent(collapsed, taus, etas, threshold, **boot),
         "b": b,
         "c": c,
-        "spread": fits.eta_tstar_spread(t_star, etas, **boot),
+        "eta_tstar_slope": fits.eta_tstar_slope(t_star, etas, taus, **boot),
         "msd_stable": fits.class_mean(msd, ~collapsed, **boot),
         "msd_collapsing": fits.class_mean(msd, collapsed, **boot),
         "bias_ratio": (fits.max_bias_ratio(bias, bound, **boot) if bias is not None and bound is not None

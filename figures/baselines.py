@@ -7,11 +7,10 @@ with a larger step than it asked for). Policies, with η₀ = η_max at the smal
 * ``fixed η``: η₀ at every τ;
 * ``η/τ``: the classical rule η₀·τ_min/τ;
 * ``advisor``: the two-constraint rule (36)–(38) with the store's fitted c_loc, c_hor
-  (in-sample: the same store fits the constants).
-
-The ESS-scaled policy η·min(1, ESS/ESS₀) changes η at every step, so it is not a
-cell of a (τ, η) grid; it needs its own sweep and is drawn only when the store
-has a ``policy`` coordinate naming it (not yet produced by the engines).
+  (in-sample: the same store fits the constants);
+* ``ESS-scaled``: η₀·min(1, ess_t/ess_base) at every step, as VCPO does. Its η
+  changes every step, so it is not a cell of the grid: it is read from a second
+  store, the same sweep at η₀ with the engines' ``ess_base`` option, when one is given.
 """
 
 import matplotlib.pyplot as plt
@@ -19,7 +18,7 @@ import numpy as np
 
 from figures.analysis import series
 from figures.plots import theme
-from theory import fits
+from theory import collapse, fits
 from theory.rule import safe_learning_rate
 
 
@@ -28,9 +27,26 @@ def _snap_down(eta, etas):
     return int(below[np.argmax(etas[below])]) if below.size else None
 
 
+ESS_BASE = 1.0
+"""ess_base of the ESS-scaled policy **[choice]**: VCPO calibrates it on the first update, which is on-policy
+here (ess = 1), so η_t = η₀·ess_t."""
+
+
+def store_reference_eta(ds, threshold=0.0):
+    """η₀ of a sweep store (what the ESS-scaled sweep must run at), from its collapse census alone."""
+    reward, etas = series(ds, "reward"), ds.eta.values.astype(float)
+    collapsed = collapse.collapse_step(reward, collapse.censor_window(reward.shape[-1])) >= 0
+    return reference_eta(fits.eta_max(collapsed, etas, threshold), etas)
+
+
+def reference_eta(eta_max, etas):
+    """η₀ of the policies: η_max at the smallest τ, or the smallest grid η when even that collapses."""
+    return float(eta_max[0]) if np.isfinite(eta_max[0]) else float(np.min(etas))
+
+
 def policy_etas(an):
     """Policy name → η it asks for at each τ of the store."""
-    eta0 = an.eta_max[0] if np.isfinite(an.eta_max[0]) else an.etas.min()
+    eta0 = reference_eta(an.eta_max, an.etas)
     c_loc, c_hor = an.estimates["c_loc"].value, an.estimates["c_hor"].value
     policies = {"fixed η": np.full(an.taus.size, eta0), "η/τ": eta0 * an.taus.min() / an.taus}
     if np.isfinite(c_loc):
@@ -49,59 +65,70 @@ def final_val_reward(ds):
     return np.where(finite.any(axis=-1), picked, np.nan)
 
 
-def policy_outcomes(ds, an):
-    """Policy → rows per τ: asked η, grid η used, mean and s.e. of final val_reward, collapse rate."""
+def _row(tau, asked, eta, final, t_star):
+    v = final[np.isfinite(final)]
+    return {"tau": float(tau), "eta_asked": float(asked), "eta": float(eta),
+            "val_reward": float(v.mean()) if v.size else np.nan,
+            "val_reward_se": float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0,
+            "collapse_rate": float((t_star >= 0).mean())}
+
+
+def policy_outcomes(ds, an, ess=None):
+    """Policy → rows per τ: asked η, grid η used, mean and s.e. of final val_reward, collapse rate.
+
+    ``ess``: the store of the ESS-scaled sweep (same τ and seeds), read at the grid η nearest below η₀.
+    """
     final = final_val_reward(ds)
     outcomes = {}
     for name, asked in policy_etas(an).items():
         rows = []
         for i, (tau, eta) in enumerate(zip(an.taus, asked)):
             j = _snap_down(eta, an.etas)
-            if j is None:
-                continue
-            v = final[i, j][np.isfinite(final[i, j])]
-            rows.append({"tau": float(tau), "eta_asked": float(eta), "eta": float(an.etas[j]),
-                         "val_reward": float(v.mean()) if v.size else np.nan,
-                         "val_reward_se": float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0,
-                         "collapse_rate": float((an.t_star[i, j] >= 0).mean())})
+            if j is not None:
+                rows.append(_row(tau, eta, an.etas[j], final[i, j], an.t_star[i, j]))
         outcomes[name] = rows
+    if ess is not None:
+        eta0, etas = reference_eta(an.eta_max, an.etas), ess.eta.values.astype(float)
+        j = _snap_down(eta0, etas)
+        reward = series(ess, "reward")
+        t_star = collapse.collapse_step(reward, collapse.censor_window(reward.shape[-1]))
+        final = final_val_reward(ess)
+        outcomes["ESS-scaled"] = [] if j is None else [
+            _row(tau, eta0, etas[j], final[i, j], t_star[i, j]) for i, tau in enumerate(ess.tau.values)]
     return outcomes
 
 
 def advisor_check(an):
-    """The advisor on held-out seeds: constants fitted on the even seeds, collapse fractions on the odd ones.
+    """The advisor on held-out cells: for each τ, constants fitted on the *other* τ, outcomes at this one.
 
-    Rows per τ: advised η, the grid η used (snapped down), its held-out
-    collapse fraction, and the same at 4× the advised η. Empty when the even
-    seeds give no c_loc (no η_max inside the grid) or there are < 2 seeds.
+    Rows per τ: the advised η (from c_loc, c_hor of the other τ, every seed),
+    the grid η used (snapped down), its collapse fraction over every seed, and
+    the same at 4× the advised η. A τ is left out (no row) when the other τ give
+    no c_loc (no η_max inside the grid).
     """
-    n = an.t_star.shape[-1]
-    fit, held = np.arange(0, n, 2), np.arange(1, n, 2)
-    if held.size == 0:
-        return []
     collapsed = an.t_star >= 0
-    c_loc = fits.c_loc(collapsed[..., fit], an.taus, an.etas, an.threshold, n_boot=1).value
-    c_hor = fits.c_hor(an.t_star[..., fit], an.etas, n_boot=1).value
-    if not np.isfinite(c_loc):
-        return []
-    c_hor = c_hor if np.isfinite(c_hor) else np.inf
     rows = []
     for i, tau in enumerate(an.taus):
-        advised = safe_learning_rate(tau, an.steps.size, c_loc, c_hor).eta_max
+        others = np.arange(an.taus.size) != i
+        c_loc = fits.c_loc(collapsed[others], an.taus[others], an.etas, an.threshold, n_boot=1).value
+        c_hor = fits.c_hor(an.t_star[others], an.etas, n_boot=1).value
+        if not np.isfinite(c_loc):
+            continue
+        advised = safe_learning_rate(tau, an.steps.size, c_loc, c_hor if np.isfinite(c_hor) else np.inf).eta_max
         row = {"tau": float(tau), "eta_advised": float(advised)}
         for key, factor in (("", 1), ("_4x", 4)):
             j = _snap_down(factor * advised, an.etas)
             row[f"eta{key}"] = np.nan if j is None else float(an.etas[j])
-            row[f"p_collapse{key}"] = np.nan if j is None else float(collapsed[i, j][held].mean())
+            row[f"p_collapse{key}"] = np.nan if j is None else float(collapsed[i, j].mean())
         rows.append(row)
     return rows
 
 
-def baselines(ds, an, title):
+def baselines(ds, an, title, ess=None):
     """Final val_reward (± s.e. over seeds) and collapse rate against τ for each learning-rate policy."""
     with theme():
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 5.5), sharex=True)
-        for name, rows in policy_outcomes(ds, an).items():
+        for name, rows in policy_outcomes(ds, an, ess).items():
             if not rows:
                 continue
             tau = [r["tau"] for r in rows]
@@ -113,7 +140,8 @@ def baselines(ds, an, title):
         bottom.set(xscale="log", xlabel="staleness τ", ylabel="collapse rate", ylim=(-0.05, 1.05))
         bottom.set_xticks(an.taus, [f"{t:g}" for t in an.taus], minor=False)
         bottom.minorticks_off()
-        bottom.text(0.01, 0.02, "ESS-scaled η·min(1, ESS/ESS₀): needs its own sweep (not in this store)",
-                    transform=bottom.transAxes, fontsize=6)
+        if ess is None:
+            bottom.text(0.01, 0.02, "ESS-scaled η·min(1, ESS/ESS₀): no ESS sweep given",
+                        transform=bottom.transAxes, fontsize=6)
         fig.tight_layout()
     return fig

@@ -28,7 +28,7 @@ def _interval(iv):
     return f"{_fmt(iv.value)} [{_fmt(iv.low)}, {_fmt(iv.high)}]"
 
 
-def report_markdown(datasets, analyses):
+def report_markdown(datasets, analyses, ess=None):
     """REPORT.md: the verdict rule, then one verdict row per prediction and substrate."""
     lines = [
         "# Verdicts on the paper's predictions", "",
@@ -59,13 +59,14 @@ def report_markdown(datasets, analyses):
               "| substrate | policy | η per τ (grid) | final val_reward per τ | collapse rate per τ |",
               "|---|---|---|---|---|"]
     for name, an in analyses.items():
-        for policy, rows in policy_outcomes(datasets[name], an).items():
+        for policy, rows in policy_outcomes(datasets[name], an, (ess or {}).get(name)).items():
             lines.append(f"| {name} | {policy} | {', '.join(_fmt(r['eta']) for r in rows)} "
                          f"| {', '.join(_fmt(r['val_reward']) for r in rows)} "
                          f"| {', '.join(format(r['collapse_rate'], '.2f') for r in rows)} |")
-    lines += ["", "## Advisor on held-out seeds", "",
-              "c_loc, c_hor fitted on the even seeds; collapse fractions on the odd seeds at the advised η and at 4× "
-              "it (each snapped down to the grid).", "",
+    lines += ["", "## Advisor on held-out cells", "",
+              "For each τ, c_loc and c_hor are fitted on the other τ of the grid (every seed); the collapse fraction "
+              "over every seed is measured at this τ at the advised η and at 4× it (each snapped down to the grid).",
+              "",
               "| substrate | τ | advised η | grid η | P(collapse) | grid η ≤ 4× | P(collapse) at 4× |",
               "|---|---|---|---|---|---|---|"]
     for name, an in analyses.items():
@@ -73,7 +74,7 @@ def report_markdown(datasets, analyses):
         lines += [f"| {name} | {r['tau']:g} | {_fmt(r['eta_advised'])} | {_fmt(r['eta'])} | {_fmt(r['p_collapse'])} "
                   f"| {_fmt(r['eta_4x'])} | {_fmt(r['p_collapse_4x'])} |" for r in rows]
         if not rows:
-            lines.append(f"| {name} | — | no η_max inside the grid on the fitting seeds | | | | |")
+            lines.append(f"| {name} | — | no η_max inside the grid on any other τ | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -85,12 +86,13 @@ def _save(fig, out_dir, stem):
     return paths
 
 
-def render_all(stores, out_dir, only=None, threshold=0.0, n_boot=200):
+def render_all(stores, out_dir, only=None, threshold=0.0, n_boot=200, ess_stores=None):
     """Draw every figure of every store (``{substrate name: store path}``) and REPORT.md into ``out_dir``.
 
     Files: ``{name}_{figure}.png|.pdf`` for each figure of :data:`FIGURES`,
     ``{name}_table2.md`` and ``REPORT.md``; ``only`` restricts to one entry of
-    :data:`NAMES`. Returns the paths written.
+    :data:`NAMES`. ``ess_stores`` (``{substrate name: store path}``) adds the
+    ESS-scaled baseline. Returns the paths written.
     """
     if only is not None and only not in NAMES:
         raise ValueError(f"--only {only!r} is not one of {', '.join(NAMES)}")
@@ -99,17 +101,19 @@ def render_all(stores, out_dir, only=None, threshold=0.0, n_boot=200):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     datasets = {name: load_sweep(path) for name, path in stores.items()}
+    ess = {name: load_sweep(path) for name, path in (ess_stores or {}).items()}
     analyses = {name: analyze(ds, threshold, n_boot) for name, ds in datasets.items()}
     kinds = [k for k in FIGURES if only in (None, k)]
     written = []
     for name, kind in tqdm([(n, k) for n in datasets for k in kinds], desc="figures", unit="fig", leave=False):
-        written += _save(FIGURES[kind](datasets[name], analyses[name], name), out_dir, f"{name}_{kind}")
+        extra = {"ess": ess.get(name)} if kind == "baselines" else {}
+        written += _save(FIGURES[kind](datasets[name], analyses[name], name, **extra), out_dir, f"{name}_{kind}")
         if kind == "table2":
             path = out_dir / f"{name}_table2.md"
             path.write_text(table2_markdown(analyses[name].table2(), name))
             written.append(path)
     if only in (None, "report"):
         path = out_dir / "REPORT.md"
-        path.write_text(report_markdown(datasets, analyses))
+        path.write_text(report_markdown(datasets, analyses, ess))
         written.append(path)
     return written

@@ -12,6 +12,8 @@ class ModelConfig:
     """Width of ``tiny``: ``small`` ≈ 0.17 M parameters, ``medium`` ≈ 0.4 M (ignored for other models)."""
     device: str = "cpu"
     """torch device; on ``cuda`` models load in bf16 where supported."""
+    allow_pickle: bool = False
+    """Load a model directory whose weights are only pickle files (``pytorch_model.bin``), which can run code."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +68,8 @@ class GRPOConfig:
     """``val_reward`` every this many learner steps (greedy decoding on the held-out split)."""
     bias_every: int = 0
     """``bias_norm`` (§7 split-halves estimator, two extra batches) every this many steps; 0: never."""
+    ess_base: float | None = None
+    """ESS-scaled learning rate η·min(1, ess/ess_base) (the VCPO baseline); none: fixed η."""
 
 
 @dataclasses.dataclass(frozen=True)

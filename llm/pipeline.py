@@ -40,6 +40,8 @@ def check(config):
         raise ValueError("the async pipeline consumes each batch once: use --reuse whole")
     if config.grpo.bias_every < 0 or (config.grpo.bias_every and config.grpo.prompts < 3):
         raise ValueError(f"bias_every {config.grpo.bias_every} needs to be ≥ 0, and ≥ 3 prompts per batch if > 0")
+    if config.grpo.ess_base is not None and not 0 < config.grpo.ess_base <= 1:
+        raise ValueError(f"ess_base {config.grpo.ess_base} must be in (0, 1] (ess is normalised)")
     if config.grpo.optimizer not in ("adamw", "sgd"):
         raise ValueError(f"unknown optimizer {config.grpo.optimizer!r} (choose adamw or sgd)")
 
@@ -89,6 +91,7 @@ def train(config, model_and_tokenizer=None):
     optimizer = make_optimizer(grpo.optimizer, [p for p in model.parameters() if p.requires_grad], config.eta)
     heldout = task.heldout()
     recorder = Recorder(config.steps)
+    ref_part = None
     theta0 = flat_params(model)
     model.eval()
     source = SOURCES[grpo.pipeline](model, tokenizer, lambda: task.train(rng, grpo.prompts), grpo, config.tau,
@@ -114,8 +117,11 @@ def train(config, model_and_tokenizer=None):
             length = part.completion_mask.shape[1]
             model.train()
             logp = token_logprobs(model, part.input_ids, part.attention_mask, length, grpo.temperature)
-            with torch.no_grad():
-                ref_logp = token_logprobs(reference, part.input_ids, part.attention_mask, length, grpo.temperature)
+            if part is not ref_part:  # the reference is frozen: one forward per consumed batch, not per step
+                with torch.no_grad():
+                    ref_logp = token_logprobs(reference, part.input_ids, part.attention_mask, length,
+                                              grpo.temperature)
+                ref_part = part
             adv = sequence_advantages(part.rewards)
             loss, rho, rho_mask = grpo_loss(logp, part.behaviour_logp, part.completion_mask, adv, grpo.eps,
                                             ref_logp, grpo.kappa, grpo.sequence_ratio)
@@ -123,6 +129,10 @@ def train(config, model_and_tokenizer=None):
             kl = (k3_kl(logp.detach(), ref_logp) * mask).sum() / mask.sum()
             values.update(reward=float(part.rewards.mean()), kl_ref=float(kl),
                           **ratio_stats(rho, rho_mask, adv, grpo.eps))
+            eta_scale = 1.0 if grpo.ess_base is None else min(1.0, values["ess"] / grpo.ess_base)
+            for group in optimizer.param_groups:
+                group["lr"] = config.eta * eta_scale
+            values["eta_scale"] = eta_scale
             recorder.step(t, values)
             if not torch.isfinite(loss):
                 recorder.collapse(t)

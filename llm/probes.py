@@ -2,10 +2,10 @@
 
 All norms are Euclidean over the trainable parameters flattened into one vector
 (§1). ``update_norm = ‖θ_{t+1} − θ_t‖ / η`` is the applied update ``u_t`` of (6)
-without η, whatever the optimiser. **[choice]** A run whose loss or weights stop
-being finite is *collapsed*: its step is recorded as ``nan_step``, the policy
-earns reward 0 from there on (a NaN policy answers nothing) and every other
-metric is NaN.
+without η, whatever the optimiser. A run whose loss or weights stop being
+finite is *collapsed*: its step is recorded as ``nan_step`` and every metric,
+reward included, is NaN from there on, which :mod:`theory.collapse` reads as a
+divergence (collapsed to the end, never censored).
 """
 
 import numpy as np
@@ -15,7 +15,8 @@ from theory.grpo import clip_fraction, effective_sample_size
 from theory.metrics import cosine, l2_norm
 
 PER_STEP = ("reward", "val_reward", "grad_cos", "drift", "stale_drift", "clip_frac", "ess", "kl_ref",
-            "bias_norm", "bias_norm_lo", "bias_norm_hi", "update_norm", "raw_grad_cos", "max_neg_ratio", "staleness")
+            "bias_norm", "bias_norm_lo", "bias_norm_hi", "update_norm", "raw_grad_cos", "max_neg_ratio", "staleness",
+            "eta_scale")
 """Recorded every learner step (``val_reward`` and ``bias_norm`` with its interval every k steps, NaN between)."""
 
 
@@ -65,7 +66,7 @@ class Recorder:
         return True
 
     def collapse(self, t):
-        """Mark the run collapsed at step t: reward 0 from t on, everything else NaN."""
+        """Mark the run collapsed at step t: every series NaN from t on (a diverged run, never censored)."""
         self.nan_step = t
-        for name, series in self.series.items():
-            series[t:] = 0.0 if name == "reward" else np.nan
+        for series in self.series.values():
+            series[t:] = np.nan

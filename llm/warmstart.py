@@ -52,7 +52,9 @@ def supervised_step(model, optimizer, tokenizer, problems):
 
 def cache_path(model_config, task_config, warm_config, seed):
     """The cache file of one warm start; the key omits the cache directory and the device."""
-    key = config_json({"model": dataclasses.replace(model_config, device=""), "task": task_config,
+    # device and allow_pickle change how a model is loaded, not which weights the warm start gives
+    key = config_json({"model": {k: v for k, v in dataclasses.asdict(model_config).items()
+                                 if k not in ("device", "allow_pickle")}, "task": task_config,
                        "warmstart": dataclasses.replace(warm_config, cache_dir=""), "seed": seed})
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     return Path(warm_config.cache_dir) / f"warmstart-{model_config.name.replace('/', '_')}-{digest}.safetensors"

@@ -17,13 +17,14 @@ TAUS = (1, 2, 4, 8)
 ETAS = tuple(0.8 / 2 ** k for k in range(7))
 
 
-def planted_dataset(taus=TAUS, etas=ETAS, seeds=8, steps=600, c_hor=C_HOR, tau_power=0.0, noise=0.1, seed=0):
+def planted_dataset(taus=TAUS, etas=ETAS, seeds=8, steps=600, c_hor=C_HOR, tau_power=0.0, noise=0.1, seed=0,
+                    c_loc=C_LOC):
     rng = np.random.default_rng(seed)
     tau = np.asarray(taus, dtype=float)[:, None, None, None]
     eta = np.asarray(etas, dtype=float)[None, :, None, None]
     shape = (len(taus), len(etas), seeds, steps)
     t = np.arange(steps, dtype=float)[None, None, None, :]
-    collapsing = np.broadcast_to(eta * tau > C_LOC * (1 + 1e-9), shape[:3] + (1,))
+    collapsing = np.broadcast_to(eta * tau > c_loc * (1 + 1e-9), shape[:3] + (1,))
     t_star = np.round(c_hor / eta * tau ** tau_power * np.exp(noise * rng.standard_normal(shape[:3] + (1,))))
     dead = collapsing & (t >= t_star)
     reward = np.where(dead, 0.0, 0.3 + 0.4 * rng.random(shape))

@@ -84,7 +84,7 @@ def test_analyze_prints_every_prediction_with_an_interval(repro, tmp_path):
     code, out, err = repro("analyze", "--store", store, "--boot", 20, "--json")
     assert code == 0, err
     summary = json.loads(out)
-    assert {"a", "b", "c", "spread", "msd_stable", "msd_collapsing", "bias_ratio"} <= summary["estimates"].keys()
+    assert {"a", "b", "c", "eta_tstar_slope", "msd_stable", "msd_collapsing", "bias_ratio"} <= summary["estimates"].keys()
     assert set(summary["verdicts"].values()) <= {"holds", "fails", "inconclusive"}
     code, out, _ = repro("analyze", "--store", store, "--boot", 20)
     assert code == 0 and "censor window" in out

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from theory.collapse import (
-    CENSORED, censor_window, classify_collapse, collapse_probability, collapse_step, collapse_sync,
+    CENSORED, censor_window, classify_collapse, collapse_probability, collapse_step, collapse_sync, collapsed_mask,
 )
 
 
@@ -73,3 +73,9 @@ def test_kick_is_a_huge_update_just_before_collapse():
     kinds = classify_collapse(update, np.array([60, 60]), window=5)
     assert kinds.tolist() == ["kick", "drift"]
     assert classify_collapse(update, np.array([-1, 60]), window=5).tolist() == ["none", "drift"]
+
+
+def test_an_infinite_reward_is_a_divergence_like_nan():
+    reward = np.array([0.5, 0.4, np.inf, 0.3, 0.6])  # a blown-up step: collapsed from there, never censored
+    assert collapse_step(reward, window=5).item() == 2
+    assert collapsed_mask(reward).tolist() == [False, False, True, True, True]

@@ -79,25 +79,50 @@ def test_baseline_policies_on_the_planted_grid(rendered):
     assert all(r["eta"] <= r["eta_asked"] for r in advisor) and all(r["collapse_rate"] == 0 for r in advisor)
 
 
-def test_advisor_on_held_out_seeds_never_collapses_on_the_planted_grid():
+def test_ess_scaled_policy_reads_its_own_store_at_the_reference_eta(rendered, tmp_path):
+    from figures.analysis import analyze, load_sweep
+    from figures.baselines import policy_outcomes, store_reference_eta
+
+    _, _, stores = rendered
+    ds = load_sweep(stores["bandit"])
+    assert store_reference_eta(ds) == 0.4
+    # an "ESS" store at η₀ only, planted so that it collapses from τ = 4 on (η·τ > 0.9 there)
+    ess = load_sweep(planted_store(tmp_path / "ess.nc", taus=(1, 2, 4), etas=(0.4,), seeds=3, steps=300, seed=7,
+                                   c_loc=0.9))
+    rows = policy_outcomes(ds, analyze(ds, n_boot=10), ess)["ESS-scaled"]
+    assert [r["eta"] for r in rows] == [0.4, 0.4, 0.4]
+    assert [r["collapse_rate"] for r in rows] == [0.0, 0.0, 1.0]
+
+
+def test_advisor_on_held_out_cells_never_collapses_on_the_planted_grid():
     from figures.analysis import analyze
     from figures.baselines import advisor_check
     from planted import planted_dataset
 
     rows = advisor_check(analyze(planted_dataset(seeds=4, steps=600), n_boot=10))
-    # planted: collapse iff η·τ > 0.4 (t* = 40/η ≤ 600); advice min(0.4/τ, 40/600) snaps to 0.05, 4× to 0.2,
-    # and 0.2·τ > 0.4 from τ = 4 on
+    # planted: collapse iff η·τ > 0.4 (t* = 40/η ≤ 600), so every other τ gives c_loc = 0.4, c_hor = 40; the advice
+    # min(0.4/τ, 40/600) snaps to 0.05; 4× it to 0.2, and 0.2·τ > 0.4 from τ = 4 on
+    assert [r["tau"] for r in rows] == [1, 2, 4, 8]
     assert [r["p_collapse"] for r in rows] == [0.0, 0.0, 0.0, 0.0]
     assert [r["p_collapse_4x"] for r in rows] == [0.0, 0.0, 1.0, 1.0]
     assert all(r["eta"] <= r["eta_advised"] for r in rows)
 
 
+def test_advisor_check_skips_a_tau_whose_neighbours_give_no_constants():
+    from figures.analysis import analyze
+    from figures.baselines import advisor_check
+    from planted import planted_dataset
+
+    # only τ = 8 has a boundary inside the grid (c_loc = 3.2 puts η_max(τ ≤ 4) at the top η): leaving τ = 8 out
+    # leaves no c_loc, so that τ gets no row, and the others are advised from τ = 8 alone
+    rows = advisor_check(analyze(planted_dataset(seeds=2, steps=600, c_loc=3.2), n_boot=10))
+    assert [r["tau"] for r in rows] == [1, 2, 4]
 def test_repro_figures_wires_stores_to_render_all(repro, rendered, tmp_path, monkeypatch):
     import paper_repro
 
     _, _, stores = rendered
     monkeypatch.setattr(paper_repro, "_sweep_stores", lambda quick, runs, progress: (
-        {"bandit": stores["bandit"]}, ["bandit: reused"]))
+        {"bandit": stores["bandit"]}, {"bandit": stores["llm-small"]}, ["bandit: reused"]))
     code, out, err = repro("figures", "--quick", "--only", "report", "--out", tmp_path)
     assert code == 0, err
     assert "bandit: reused" in err and "wrote 1 files" in out and (tmp_path / "REPORT.md").stat().st_size > 0

@@ -2,8 +2,8 @@
 
 Conventions **[choice]**, stated once here and in REPORT.md:
 
-* a step is *collapsed* when its training reward is exactly 0 or NaN; a NaN
-  marks divergence, so every step from the first NaN on counts as collapsed;
+* a step is *collapsed* when its training reward is exactly 0 or not finite; a
+  NaN (or ±inf) marks divergence, so every step from the first one on counts as collapsed;
 * t* is the first step after which every step to the end is collapsed;
 * a finite zero tail shorter than ``W = max(5, ⌈T/20⌉)`` steps is *censored*
   (t* = −1): the run ended too soon after the drop to tell a collapse from a
@@ -31,9 +31,9 @@ def censor_window(steps):
 
 
 def collapsed_mask(reward):
-    """Steps that count as collapsed: reward 0, or at/after the first NaN of the run."""
+    """Steps that count as collapsed: reward 0, or at/after the first non-finite reward of the run."""
     reward = np.asarray(reward, dtype=float)
-    after_nan = np.maximum.accumulate(np.isnan(reward), axis=-1)
+    after_nan = np.maximum.accumulate(~np.isfinite(reward), axis=-1)
     return (reward == 0) | after_nan
 
 
@@ -54,7 +54,7 @@ def collapse_step(reward_series, window=None):
     # length of the run of collapsed steps that ends at the last step
     tail = np.cumprod(mask[..., ::-1], axis=-1).sum(axis=-1)
     t_star = steps - tail
-    diverged = np.isnan(reward).any(axis=-1)
+    diverged = (~np.isfinite(reward)).any(axis=-1)
     keep = (tail > 0) & ((tail >= window) | diverged)
     return np.where(keep, t_star, CENSORED).astype(int)
 

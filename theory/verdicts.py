@@ -39,7 +39,7 @@ PREDICTIONS = (
     Prediction("a", "η_max ∝ τ^−a, a = 1", 1.0, 0.25),
     Prediction("b", "t* ∝ η^−b, b = 1", 1.0, 0.25),
     Prediction("c", "t* ∝ τ^c, c = 0 (t* independent of τ)", 0.0, 0.25),
-    Prediction("spread", "max/min over τ of median η·t* = 1", 1.0, 0.5),
+    Prediction("eta_tstar_slope", "η·t* independent of τ: slope of log median η·t* on log τ = 0", 0.0, 0.25),
     Prediction("msd_stable", "msd_slope of stable runs ≈ 0.5 (diffusive)", 0.5, 0.15),
     Prediction("msd_collapsing", "msd_slope of collapsing runs ≈ 1 (ballistic)", 1.0, 0.15),
     Prediction("bias_ratio", "max bias_norm / bias_bound ≤ 1 (Lemma 1, Theorem 1)", 1.0, 0.05, bound=True),
