@@ -547,40 +547,42 @@ def _sweep_stores(quick, runs_dir, progress):
     """Run or reuse every sweep the figures need.
 
     Returns ``{substrate: store}``, ``{substrate: ESS-scaled store}`` (the same
-    sweep at the baselines' η₀, read off the first store) and what was reused or computed.
+    sweep at the baselines' η₀, read off the first store) and what was reused or
+    computed. A store's file name carries a hash of its config, so a changed
+    preset gets a new store instead of meeting the old one's parts.
     """
     import dataclasses
+    import hashlib
 
     from figures.analysis import load_sweep
     from figures.baselines import ESS_BASE, store_reference_eta
     from llm.sweep import preset as llm_preset
     from llm.sweep import run_sweep as run_llm
+    from results.store import config_json
     from synthetic.sweep import SweepConfig
     from synthetic.sweep import run_sweep as run_synthetic
 
-    def synthetic(task, **changes):
-        return lambda out: run_synthetic(SweepConfig.preset(task, quick, **changes), out, progress)
+    def ess_variant(config, eta):
+        if hasattr(config, "grpo"):
+            grpo = dataclasses.replace(config.grpo, ess_base=ESS_BASE, bias_every=0)
+            return dataclasses.replace(config, etas=(eta,), grpo=grpo)
+        return dataclasses.replace(config, etas=(eta,), ess_base=ESS_BASE, lemma1=False)
 
-    def llm(size, eta=None):
-        config = llm_preset(quick, size)
-        if eta is not None:
-            config = dataclasses.replace(config, etas=(eta,), grpo=dataclasses.replace(
-                config.grpo, ess_base=ESS_BASE, bias_every=0))
-        return lambda out: run_llm(config, out, progress)
+    def path(name, config):
+        digest = hashlib.sha1(config_json(config).encode()).hexdigest()[:8]
+        return runs_dir / f"{name}-{'quick' if quick else 'full'}-{digest}.nc"
 
-    grid = "quick" if quick else "full"
-    jobs = {f"synthetic-{task}": (synthetic(task, lemma1=task != "autoregressive"),
-                                  lambda eta, t=task: synthetic(t, etas=(eta,), ess_base=ESS_BASE))
-            for task in ("bandit", "contextual", "autoregressive")}
+    substrates = {f"synthetic-{task}": (run_synthetic, SweepConfig.preset(task, quick, lemma1=task != "autoregressive"))
+                  for task in ("bandit", "contextual", "autoregressive")}
     for size in ("small", "medium"):
-        jobs[f"llm-{size}"] = (llm(size), lambda eta, s=size: llm(s, eta))
+        substrates[f"llm-{size}"] = (run_llm, llm_preset(quick, size))
     stores, ess_stores, log = {}, {}, []
-    for name, (job, ess_job) in jobs.items():
-        out = runs_dir / f"{name}-{grid}.nc"
-        ess_out = runs_dir / f"{name}-ess-{grid}.nc"
-        log.append(f"{name}: {_run_logged(job, out)} {out}")
-        ess_status = _run_logged(ess_job(store_reference_eta(load_sweep(out))), ess_out)
-        log.append(f"{name} ESS-scaled: {ess_status} {ess_out}")
+    for name, (run, config) in substrates.items():
+        out = path(name, config)
+        log.append(f"{name}: {_run_logged(lambda o: run(config, o, progress), out)} {out}")
+        ess_config = ess_variant(config, store_reference_eta(load_sweep(out)))
+        ess_out = path(f"{name}-ess", ess_config)
+        log.append(f"{name} ESS-scaled: {_run_logged(lambda o: run(ess_config, o, progress), ess_out)} {ess_out}")
         stores[name], ess_stores[name] = out, ess_out
     return stores, ess_stores, log
 
@@ -592,8 +594,7 @@ def _run_logged(job, out):
     job(out)
     if before is None:
         return "resumed" if resumed else "computed"
-    # the llm engine re-assembles a finished store from its parts, recomputing only missing runs
-    return "reused" if out.stat().st_mtime_ns == before else "reused (re-assembled from its parts)"
+    return "reused" if out.stat().st_mtime_ns == before else "rebuilt from its parts"
 
 
 @app.command("figures")
@@ -604,17 +605,25 @@ def figures_command(
     out: Annotated[Path, typer.Option(help="Folder for the PNG and PDF figures and REPORT.md.")] = Path("figures/out"),
     runs: Annotated[Path, typer.Option(help="Folder of the sweep stores (reused when finished).")] = Path("runs"),
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")] = True,
+    store: Annotated[list[Path] | None, typer.Option(
+        help="Draw these stores instead (repeatable; named by file stem): a sweep, a TRL run, an imported log.")] = None,
 ):
     """Run or reuse every sweep the paper's figures need, then draw them all and write REPORT.md."""
     from figures.report import NAMES, render_all
 
     if only is not None and only not in NAMES:
         raise typer.BadParameter(f"{only!r} is not one of {', '.join(NAMES)}", param_hint="--only")
-    _exact_jax()
-    stores, ess_stores, log = _sweep_stores(quick, runs, progress)
-    for line in log:
-        typer.echo(line, err=True)
-    written = render_all(stores, out, only, ess_stores=ess_stores)
+    if store:
+        stems = [path.stem for path in store]
+        if len(set(stems)) < len(stems):
+            raise typer.BadParameter(f"two stores share a file stem ({', '.join(stems)})", param_hint="--store")
+        stores, ess_stores = dict(zip(stems, store)), None
+    else:
+        _exact_jax()
+        stores, ess_stores, log = _sweep_stores(quick, runs, progress)
+        for line in log:
+            typer.echo(line, err=True)
+    written = render_all(stores, out, only, ess_stores=ess_stores, progress=progress)
     typer.echo(f"wrote {len(written)} files to {out}")
 
 

@@ -86,7 +86,7 @@ def _save(fig, out_dir, stem):
     return paths
 
 
-def render_all(stores, out_dir, only=None, threshold=0.0, n_boot=200, ess_stores=None):
+def render_all(stores, out_dir, only=None, threshold=0.0, n_boot=200, ess_stores=None, progress=True):
     """Draw every figure of every store (``{substrate name: store path}``) and REPORT.md into ``out_dir``.
 
     Files: ``{name}_{figure}.png|.pdf`` for each figure of :data:`FIGURES`,
@@ -105,7 +105,8 @@ def render_all(stores, out_dir, only=None, threshold=0.0, n_boot=200, ess_stores
     analyses = {name: analyze(ds, threshold, n_boot) for name, ds in datasets.items()}
     kinds = [k for k in FIGURES if only in (None, k)]
     written = []
-    for name, kind in tqdm([(n, k) for n in datasets for k in kinds], desc="figures", unit="fig", leave=False):
+    for name, kind in tqdm([(n, k) for n in datasets for k in kinds], desc="figures", unit="fig", leave=False,
+                           disable=not progress):
         extra = {"ess": ess.get(name)} if kind == "baselines" else {}
         written += _save(FIGURES[kind](datasets[name], analyses[name], name, **extra), out_dir, f"{name}_{kind}")
         if kind == "table2":

@@ -17,7 +17,7 @@ from llm.config import GRPOConfig, ModelConfig, RunConfig, TaskConfig, Warmstart
 from llm.model import check_weights
 from llm.pipeline import check, train
 from llm.tasks import make_task
-from results import SweepStore, complete, to_dataset
+from results import SweepStore, complete, finished_store, to_dataset
 from theory.metrics import SWEEP_DIMS
 
 
@@ -71,6 +71,8 @@ def run_dataset(run, series, nan_step, config):
 def run_sweep(config, out_path, progress=True, executor="local", workers=None, address=None):
     """Run every grid point not already finished, then combine the parts at ``out_path``; returns the Dataset.
 
+    A finished store with the same config is returned as it is.
+
     Each (τ, η, seed) run is one job on ``executor`` (``local``, ``process`` or
     ``ray``: :func:`results.run_jobs`), using this process's torch thread count.
     """
@@ -80,6 +82,9 @@ def run_sweep(config, out_path, progress=True, executor="local", workers=None, a
     make_task(config.task)  # a bad task file fails here, before any run
     if Path(config.model.name).is_dir():
         check_weights(config.model.name, config.model.allow_pickle)
+    existing = finished_store(out_path, config)
+    if existing is not None:
+        return existing
     store = SweepStore(out_path, config)
     path, threads = str(Path(out_path).resolve()), torch.get_num_threads()
     jobs = [(_point(run), (run_job, (run, config, path, threads))) for run in runs]

@@ -23,7 +23,7 @@ from theory.metrics import SWEEP_DIMS
 DEFAULT_ETAS = {
     "bandit": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0),
     "contextual": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0),
-    "autoregressive": (8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0),
+    "autoregressive": (2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0),
 }
 """η grids in each task's own units, from slow learning to the largest steps tried."""
 

@@ -128,3 +128,32 @@ def test_repro_figures_wires_stores_to_render_all(repro, rendered, tmp_path, mon
     assert "bandit: reused" in err and "wrote 1 files" in out and (tmp_path / "REPORT.md").stat().st_size > 0
     code, _, err = repro("figures", "--only", "nope", "--out", tmp_path)
     assert code == 2 and "nope" in err and len(err.strip().splitlines()) == 1
+
+
+def test_repro_figures_draws_given_stores_without_running_sweeps(repro, rendered, tmp_path, monkeypatch):
+    import paper_repro
+
+    _, _, stores = rendered
+    monkeypatch.setattr(paper_repro, "_sweep_stores", lambda *a: pytest.fail("no sweep may run with --store"))
+    code, out, err = repro("figures", "--store", stores["bandit"], "--only", "report", "--out", tmp_path)
+    assert code == 0, err
+    assert "| bandit |" in (tmp_path / "REPORT.md").read_text() and "wrote 1 files" in out
+    code, _, err = repro("figures", "--store", stores["bandit"], "--store", stores["bandit"], "--out", tmp_path)
+    assert code == 2 and "file stem" in err and len(err.strip().splitlines()) == 1
+
+
+def test_repro_figures_quick_runs_every_sweep_then_reuses_them(repro, tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    code, stdout, err = repro("figures", "--quick", "--runs", runs, "--out", out, "--no-progress")
+    assert code == 0, err
+    substrates = [f"synthetic-{t}" for t in ("bandit", "contextual", "autoregressive")] + ["llm-small", "llm-medium"]
+    expected = {out / "REPORT.md"} | {out / f"{s}_table2.md" for s in substrates}
+    expected |= {out / f"{s}_{kind}.{ext}" for s in substrates for kind in FIGURES for ext in ("png", "pdf")}
+    assert set(out.iterdir()) == expected and f"wrote {len(expected)} files" in stdout
+    for path in expected:
+        data = path.read_bytes()
+        assert data.startswith({".png": b"\x89PNG", ".pdf": b"%PDF", ".md": b"#"}[path.suffix]), path
+    assert err.count(": computed ") == 2 * len(substrates)  # every store and its ESS-scaled twin
+    assert all(f"| {s} |" in (out / "REPORT.md").read_text() for s in substrates)
+    code, _, err = repro("figures", "--quick", "--runs", runs, "--out", out, "--no-progress", "--only", "report")
+    assert code == 0 and err.count(": reused ") == 2 * len(substrates) and ": computed " not in err, err
