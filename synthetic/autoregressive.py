@@ -53,18 +53,28 @@ def n_params(vocab, max_len, n_features):
 
 
 def make_logp(answers, prompt_features, vocab, end_offsets):
-    """Build ``θ ↦ log π_θ(y|x) [P, Y]`` for the policy above over ``answers``, and its gather.
+    """Build ``θ ↦ log π_θ(y|x) [P, Y]`` for the policy above over ``answers``, its gather and its sampler.
 
     The second function, ``(θ, prompts [B], answer ids [B, n]) ↦ log π_θ [B, n]``,
     scores only the sampled answers: the learner's per-step cost then scales with
-    the batch, not with ``P·Y``. ``end_offsets`` are the fixed ``e_j``, one per position.
+    the batch, not with ``P·Y``. The third, ``(θ, prompts [B], key, n) ↦ answer ids
+    [B, n]``, samples token by token as a language model does, without the table.
+    ``end_offsets`` are the fixed ``e_j``, one per position.
     """
     n_tokens = vocab + 1
     bos = vocab + 1
-    tokens = jnp.asarray(answers.tokens)
-    max_len = tokens.shape[1]
-    prev = jnp.concatenate([jnp.full((tokens.shape[0], 1), bos), tokens[:, :-1]], axis=1)  # [Y, L]
-    emitted = jnp.arange(max_len)[None, :] < jnp.asarray(answers.length)[:, None]  # [Y, L]
+    tokens = np.asarray(answers.tokens)
+    n_answers, max_len = tokens.shape
+    prev = np.concatenate([np.full((n_answers, 1), bos), tokens[:, :-1]], axis=1)  # [Y, L]
+    emitted = np.arange(max_len)[None, :] < np.asarray(answers.length)[:, None]  # [Y, L]
+    # A token's distribution depends on (position j, previous token, prompt) only, so log π(y|x) is a sum of
+    # entries of the context table log p(x, j, prev, v): the fixed 0/1 matrix S picks them. A product with S,
+    # unlike a gather, has a dense gradient (a gather's is a scatter-add, slow on CPU).
+    selector = np.zeros((n_answers, max_len, vocab + 2, n_tokens))
+    y, j = np.nonzero(emitted)
+    selector[y, j, prev[y, j], tokens[y, j]] = 1.0
+    selector = jnp.asarray(selector.reshape(n_answers, -1))  # [Y, K], K = L(V+2)(V+1)
+    tokens, prev, emitted = jnp.asarray(tokens), jnp.asarray(prev), jnp.asarray(emitted)
     features = jnp.asarray(prompt_features)
     n_features = features.shape[1]
     sizes = ((vocab + 2) * n_tokens, max_len * vocab, n_features * vocab)
@@ -78,6 +88,13 @@ def make_logp(answers, prompt_features, vocab, end_offsets):
                                   jnp.zeros((n_features, 1))], axis=1)
         return transition, position, prompt
 
+    def logp(theta):
+        transition, position, weights = blocks(theta)
+        prompt = features @ weights  # [P, V+1]
+        logits = transition[None, None] + position[None, :, None, :] + prompt[:, None, None, :]  # [P, L, V+2, V+1]
+        context = jax.nn.log_softmax(logits, axis=-1)  # every next-token log-prob any answer can use
+        return context.reshape(prompt.shape[0], -1) @ selector.T
+
     def sequence_logp(theta, prompt_ids, answer_ids):  # ids of equal rank, broadcast against each other
         transition, position, weights = blocks(theta)
         prompt = features[prompt_ids] @ weights  # [..., V+1]
@@ -86,17 +103,28 @@ def make_logp(answers, prompt_features, vocab, end_offsets):
         token_logp = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), tokens[answer_ids][..., None], axis=-1)
         return jnp.sum(jnp.where(emitted[answer_ids], token_logp[..., 0], 0.0), axis=-1)
 
-    def logp(theta):
-        # A token's distribution depends on (prompt, position, previous token) only: one log-softmax per such
-        # context, gathered along every answer, is ~10x cheaper than a softmax per (prompt, answer, position).
-        transition, position, weights = blocks(theta)
-        prompt = features @ weights  # [P, V+1]
-        context = jax.nn.log_softmax(
-            transition[None, None] + position[None, :, None, :] + prompt[:, None, None, :], axis=-1)  # [P, L, V+2, V+1]
-        token_logp = context[:, jnp.arange(max_len)[None, :], prev, tokens]  # [P, Y, L]
-        return jnp.sum(jnp.where(emitted[None], token_logp, 0.0), axis=-1)
+    # answers are enumerated by content length m, then as base-V numbers: id = Σ_{k<m} V^k + digits
+    first_id = jnp.asarray(np.cumsum([0] + [vocab**m for m in range(max_len)]))
 
-    return logp, sequence_logp
+    def sample(theta, prompt_ids, key, n):
+        transition, position, weights = blocks(theta)
+        prompt = (features[prompt_ids] @ weights)[:, None, :]  # [B, 1, V+1]
+        shape = (prompt_ids.shape[0], n)
+        prev_token, ended = jnp.full(shape, bos), jnp.zeros(shape, bool)
+        digits, count = jnp.zeros(shape, int), jnp.zeros(shape, int)
+        # inverse CDF per token: one uniform per (answer, position), the cheapest draw on CPU
+        uniforms = jax.random.uniform(key, (max_len, *shape, 1))
+        for j in range(max_len):
+            cdf = jnp.cumsum(jax.nn.softmax(transition[prev_token] + position[j][None, None] + prompt, axis=-1), -1)
+            token = jnp.minimum(jnp.sum(cdf < uniforms[j], axis=-1), vocab)
+            content = ~ended & (token < vocab)
+            digits = jnp.where(content, digits * vocab + token, digits)
+            count = count + content
+            ended = ended | (token == vocab)
+            prev_token = token
+        return first_id[count] + digits
+
+    return logp, sequence_logp, sample
 
 
 def teacher_targets(answers, logp_teacher):

@@ -94,14 +94,16 @@ class Carry(NamedTuple):
 def sample_batch(task, theta, key, n_groups, version):
     """B groups ``z ~ D_θ`` on the train prompts, with behaviour log-probs (the rollout worker)."""
     problem = task.problem
-    logp = problem.logp_fn(theta)
     key_prompt, key_answer = jax.random.split(key)
-    prompts = jax.random.choice(key_prompt, logp.shape[0], (n_groups,), p=problem.prompt_weights)
-    # inverse CDF: one uniform per answer instead of a Gumbel per (answer, candidate) as categorical draws
-    cdf = jnp.cumsum(jnp.exp(logp[prompts]), axis=-1)  # [B, Y]
-    u = jax.random.uniform(key_answer, (n_groups, problem.n)) * cdf[:, -1:]
-    answers = jnp.minimum(jax.vmap(jnp.searchsorted)(cdf, u), cdf.shape[-1] - 1)
-    return Batch(prompts, answers, logp[prompts[:, None], answers], jnp.asarray(version))
+    prompts = jax.random.choice(key_prompt, problem.prompt_weights.shape[0], (n_groups,), p=problem.prompt_weights)
+    if task.answer_sampler is not None:
+        answers = task.answer_sampler(theta, prompts, key_answer, problem.n)
+    else:
+        # inverse CDF: one uniform per answer instead of a Gumbel per (answer, candidate) as categorical draws
+        cdf = jnp.cumsum(jnp.exp(problem.logp_fn(theta)[prompts]), axis=-1)  # [B, Y]
+        u = jax.random.uniform(key_answer, (n_groups, problem.n)) * cdf[:, -1:]
+        answers = jnp.minimum(jax.vmap(jnp.searchsorted)(cdf, u), cdf.shape[-1] - 1)
+    return Batch(prompts, answers, task.sampled_logp(theta, prompts, answers), jnp.asarray(version))
 
 
 def batch_objective(theta, task, batch, weights):

@@ -21,7 +21,7 @@ def test_answers_are_every_sequence_up_to_the_cap(vocab, max_len):
 def test_policy_is_normalised_and_the_gather_matches_the_table():
     answers = autoregressive.enumerate_answers(3, 4)
     features = np.random.default_rng(0).normal(size=(5, 4))
-    logp, answer_logp = autoregressive.make_logp(answers, features, 3, end_offsets=[-1.0, 0.0, 0.5, 2.0])
+    logp, answer_logp, _ = autoregressive.make_logp(answers, features, 3, end_offsets=[-1.0, 0.0, 0.5, 2.0])
     theta = jax.random.normal(jax.random.PRNGKey(1), (autoregressive.n_params(3, 4, 4),))
     table = logp(theta)
     np.testing.assert_allclose(np.exp(table).sum(axis=1), 1.0, rtol=1e-12)
@@ -56,10 +56,23 @@ def test_targets_are_the_teachers_ended_answers_and_theta0_states_its_success():
 def test_the_end_decision_has_no_prompt_parameters():
     answers = autoregressive.enumerate_answers(2, 3)
     features = np.random.default_rng(0).normal(size=(4, 3))
-    logp, _ = autoregressive.make_logp(answers, features, 2, end_offsets=[0.0, 0.0, 0.0])
+    logp, _, _ = autoregressive.make_logp(answers, features, 2, end_offsets=[0.0, 0.0, 0.0])
     theta = jax.random.normal(jax.random.PRNGKey(2), (autoregressive.n_params(2, 3, 3),))
     d_transition = (2 + 2) * (2 + 1)
     d_position = 3 * 2
     assert theta.size == d_transition + d_position + 3 * 2, "W has content columns only"
     table = np.asarray(logp(theta.at[d_transition + d_position:].set(0.0)))  # W = 0: prompts differ no more
     np.testing.assert_allclose(table, table[:1].repeat(4, axis=0), atol=1e-12)
+
+
+def test_token_by_token_sampling_draws_from_the_exact_table():
+    answers = autoregressive.enumerate_answers(2, 3)
+    features = np.random.default_rng(0).normal(size=(3, 2))
+    logp, _, sample = autoregressive.make_logp(answers, features, 2, end_offsets=[-0.5, 0.0, 0.5])
+    theta = jax.random.normal(jax.random.PRNGKey(3), (autoregressive.n_params(2, 3, 2),))
+    prompts, n = jnp.array([0, 2]), 40_000
+    drawn = np.asarray(jax.jit(sample, static_argnums=3)(theta, prompts, jax.random.PRNGKey(4), n))
+    exact = np.exp(np.asarray(logp(theta))[np.asarray(prompts)])  # [2, Y]
+    for row, p in zip(drawn, exact):
+        frequency = np.bincount(row, minlength=p.size) / n
+        assert np.all(np.abs(frequency - p) <= 5 * np.sqrt(p * (1 - p) / n) + 1e-12)
