@@ -9,7 +9,9 @@ A *discrete policy* is any function ``θ ↦ log π_θ(y|x)`` returning an array
 with ``σ = β`` the sampling policy, ``p_σ(x)`` its success probability,
 ``ψ`` the clipped term of (3) and ``A(r, s)`` the advantage (1) of a sample with
 reward ``r`` in a group where ``s`` of the other ``n − 1`` samples succeed.
-``g(θ, β) = ∇_θ J`` with β held fixed (13) costs ``O(P·Y·n)``, not ``O(P·Y^n)``;
+``ψ`` is linear in ``A`` on each sign and ``A(r, ·)`` keeps one sign per reward, so
+the sum over ``s`` moves inside ``ψ`` as the mean advantage ``Ā_r(x)``, and
+``g(θ, β) = ∇_θ J`` with β held fixed (13) costs ``O(P·Y)``, not ``O(P·Y^n)``;
 :func:`enumerated_surrogate` and :func:`enumerated_gradient` are the ``Y^n``
 oracles the tests compare against.
 """
@@ -71,10 +73,12 @@ def population_surrogate(logp_theta, logp_beta, logp_sampler, reward, prompt_wei
     pi_sampler = jnp.exp(logp_sampler)
     p_success = jnp.sum(pi_sampler * reward, axis=-1)  # [P]
     group_weights = binomial_pmf(p_success, n - 1)  # [P, n]
-    adv = advantage_table(n)[reward.astype(jnp.int32)]  # [P, Y, n]
-    rho = ratio(logp_theta, logp_beta)[..., None]  # [P, Y, 1]
-    psi = clipped_term(rho, adv, eps, dual_clip)  # [P, Y, n]
-    per_prompt = jnp.sum(pi_sampler * jnp.sum(psi * group_weights[:, None, :], axis=-1), axis=-1)
+    # ψ(ρ, A) is linear in A on each half-line, and A(r, s) has one sign for each r (≥ 0 for r = 1, ≤ 0 for
+    # r = 0), so Σ_s Bin(s) ψ(ρ, A(r, s)) = ψ(ρ, Ā_r) with Ā_r = Σ_s Bin(s) A(r, s): O(P·Y), not O(P·Y·n).
+    mean_adv = group_weights @ advantage_table(n).T  # [P, 2]: Ā_0, Ā_1 per prompt
+    adv = jnp.where(reward > 0, mean_adv[:, 1:], mean_adv[:, :1])  # [P, Y]
+    psi = clipped_term(ratio(logp_theta, logp_beta), adv, eps, dual_clip)  # [P, Y]
+    per_prompt = jnp.sum(pi_sampler * psi, axis=-1)
     objective = jnp.sum(prompt_weights * per_prompt)
     if _has_kl(kappa, logp_ref):
         objective = objective - kappa * exact_kl(logp_theta, logp_ref, prompt_weights)
