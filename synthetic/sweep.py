@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from results import SweepStore, complete, finished_store, to_dataset
+from synthetic import xla
 from synthetic.simulate import RunConfig, make_run
 from synthetic.tasks import TASKS, make_task
 from theory.metrics import SWEEP_DIMS
@@ -113,11 +114,15 @@ def sweep_function(config):
                           config.run_config())
 
 
+def grid(run):
+    """``run(eta, tau, seed)`` → ``f(etas [E], tau, seeds [S]) -> {metric: [E, S, T]}``: η and seeds vmapped."""
+    return jax.vmap(jax.vmap(run, in_axes=(None, None, 0)), in_axes=(0, None, None))
+
+
 @functools.lru_cache(maxsize=8)
 def _grid_function(task_name, group, eps, kappa, dual_clip, seed, run_config):
     task = make_task(task_name, group, eps, kappa, dual_clip, seed)
-    run = make_run(task, run_config)
-    return jax.jit(jax.vmap(jax.vmap(run, in_axes=(None, None, 0)), in_axes=(0, None, None)))
+    return xla.jit(grid(make_run(task, run_config)))
 
 
 def _tau_dataset(config, tau, metrics):
