@@ -100,7 +100,7 @@ def analyze(ds, threshold=0.0, n_boot=200, seed=0):
     kind = (collapse.classify_collapse(update, t_star, window) if update is not None
             else np.full(t_star.shape, "none"))
     boot = {"n_boot": n_boot, "seed": seed}
-    b, c = fits.collapse_time_regression(t_star, taus, etas, **boot)
+    b, c = fits.collapse_time_regression(t_star, taus, etas, reward.shape[-1] - window, **boot)
     bias, bound = series(ds, "bias_norm"), series(ds, "bias_bound")
     estimates = {
         "a": fits.eta_max_exponent(collapsed, taus, etas, threshold, **boot),

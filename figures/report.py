@@ -36,7 +36,9 @@ def report_markdown(datasets, analyses, ess=None):
         "**Conventions.** " + " ".join(line.strip() for line in (
             f"A run collapses at t*, the first step after which its training reward is 0 (or NaN) to the end; "
             f"a finite zero tail shorter than W = max(5, ⌈T/20⌉) steps is censored; censored and stable runs count "
-            f"as not collapsed in every collapse probability and are left out of the t* fits. "
+            f"as not collapsed in every collapse probability. The t* regression runs over the collapsing cells "
+            f"(some seed collapses) by maximum likelihood, log t* normal: a seed of such a cell that did not "
+            f"collapse is right-censored at T − W, not dropped; stable cells are outside the law. "
             f"η_max(τ) is the largest grid η with collapse fraction ≤ the threshold (stated per substrate). "
             f"Intervals: {fits.LEVEL:.0%} percentile bootstrap over seeds. A collapse is a kick when the largest "
             f"update_norm in the W steps before t* exceeds {collapse.KICK_RATIO:g}× the median before t*.",)), "",

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from figures.analysis import analyze
 from planted import C_HOR, C_LOC, ETAS, TAUS, planted_dataset
-from theory import fits
+from theory import collapse, fits
 from theory.verdicts import FAILS, HOLDS, INCONCLUSIVE, INFORMATIVE_WIDTH, PREDICTIONS, verdict
 
 BY_KEY = {p.key: p for p in PREDICTIONS}
@@ -73,6 +73,32 @@ def test_censored_runs_count_as_stable_and_stay_out_of_t_star():
     t_star[1, 1] = [5, 10, 10, -1]
     assert fits.eta_max(t_star >= 0, [0.1, 0.2], threshold=0.5).tolist() == [0.2, 0.1]
     assert fits.c_hor(t_star, [0.1, 0.2], n_boot=10).value == pytest.approx(2.0)
+
+
+def test_censored_seeds_of_collapsing_cells_pull_t_star_up_instead_of_being_dropped():
+    # Short runs: the slowest seeds of the slowest collapsing cells outlive the horizon. Dropping them, as a plain
+    # regression on the observed t* does, flattens t* ∝ 1/η; the censored likelihood keeps b = 1 on average.
+    censored, dropped = [], []
+    for world in range(8):
+        ds = planted_dataset(seeds=16, steps=300, noise=0.5, seed=100 + world)
+        window = collapse.censor_window(300)
+        t_star = collapse.collapse_step(ds.reward.values, window)
+        censored.append(fits.collapse_time_regression(t_star, TAUS, ETAS, 300 - window, n_boot=1)[0].value)
+        seen = t_star >= 1
+        log_eta = np.broadcast_to(np.log(ETAS)[None, :, None], t_star.shape)[seen]
+        log_tau = np.broadcast_to(np.log(TAUS)[:, None, None], t_star.shape)[seen]
+        design = np.stack([np.ones_like(log_eta), log_eta, log_tau], axis=1)
+        dropped.append(-np.linalg.lstsq(design, np.log(t_star[seen]), rcond=None)[0][1])
+    assert (t_star < 0).any() and (t_star >= 0).any(axis=-1).sum() > 5, "the worlds have censored collapsing cells"
+    assert np.mean(censored) == pytest.approx(1.0, abs=0.07)
+    assert np.mean(dropped) < 0.93, "the planted censoring must bias a regression that drops it"
+
+
+def test_t_star_regression_needs_three_collapses_at_two_eta():
+    t_star = np.full((2, 3, 4), -1)
+    t_star[0, 2, :2] = [40, 50]
+    t_star[1, 2, 0] = 30
+    assert all(np.isnan(iv.value) for iv in fits.collapse_time_regression(t_star, [1, 2], [0.1, 0.2, 0.4], 90))
 
 
 def test_eta_max_exponent_from_a_planted_power_law():

@@ -10,15 +10,20 @@ values move together. Conventions **[choice]**:
   ``threshold`` (default 0: every seed stable); a τ whose η_max is the largest
   grid η (only a lower bound) or that has no stable η is left out of the fit
   and of c_loc;
-* the t* regression uses collapsed runs only (t* ≥ 1); censored runs are left
-  out of it but counted in every collapse probability;
+* the t* regression runs over the collapsing cells (some seed collapses): a
+  seed of such a cell that did not collapse within the run is right-censored
+  (it says t* > T − W), not dropped; cells where no seed collapses are stable,
+  outside the law; every collapse probability counts every run;
 * ``msd_slope`` is fitted over the second half of the pre-collapse window
   (the whole run when it does not collapse), steps t ≥ 1 with finite drift > 0.
 """
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
+from scipy.optimize import minimize
+from scipy.stats import norm
 
 LEVEL = 0.95
 """Coverage of every bootstrap interval."""
@@ -90,34 +95,58 @@ def eta_max_exponent(collapsed, taus, etas, threshold=0.0, n_boot=200, seed=0):
     return bootstrap(statistic, collapsed.shape[-1], n_boot, seed)
 
 
-def _regress(log_t, log_eta, log_tau):
-    """OLS of log t* on [1, log η, log τ]; (b, c) with t* ∝ η^−b τ^c, NaN where not identified."""
-    if log_t.size < 3 or np.unique(log_eta).size < 2:
+def _regress(log_t, log_eta, log_tau, observed, log_censor):
+    """Censored normal regression of log t* on [1, log η, log τ] by maximum likelihood.
+
+    ``observed`` runs contribute the density of their log t*, the others
+    ``P(log t* > log_censor)``. Returns ``(b, c)`` with t* ∝ η^−b τ^c, NaN where
+    not identified (fewer than 3 collapses, or a single η among them).
+    """
+    if observed.sum() < 3 or np.unique(log_eta[observed]).size < 2:
         return np.nan, np.nan
     with_tau = np.unique(log_tau).size >= 2
-    columns = [np.ones_like(log_t), log_eta] + ([log_tau] if with_tau else [])
-    coef = np.linalg.lstsq(np.stack(columns, axis=1), log_t, rcond=None)[0]
-    return -coef[1], (coef[2] if with_tau else np.nan)
+    X = np.stack([np.ones_like(log_t), log_eta] + ([log_tau] if with_tau else []), axis=1)
+    start = np.linalg.lstsq(X[observed], log_t[observed], rcond=None)[0]
+    spread = np.std(log_t[observed] - X[observed] @ start)
+    params = np.r_[start, np.log(max(spread, 1e-3))]
+    if not observed.all():
+        def negative_log_likelihood(p):
+            mu, sigma = X @ p[:-1], np.exp(p[-1])
+            z = np.where(observed, log_t, log_censor) - mu
+            return -(np.sum(norm.logpdf(z[observed] / sigma) - p[-1]) + np.sum(norm.logsf(z[~observed] / sigma)))
+
+        bounds = [(None, None)] * X.shape[1] + [(np.log(1e-3), np.log(1e3))]
+        params = minimize(negative_log_likelihood, params, method="L-BFGS-B", bounds=bounds).x
+    return -params[1], (params[2] if with_tau else np.nan)
 
 
-def collapse_time_regression(t_star, taus, etas, n_boot=200, seed=0):
-    """``log t* = α − b log η + c log τ`` over collapsed runs; returns ``(b, c)`` Intervals.
+def collapse_time_regression(t_star, taus, etas, censor_at, n_boot=200, seed=0):
+    """``log t* = α − b log η + c log τ + σε`` over the collapsing cells; returns ``(b, c)`` Intervals.
 
-    Theory (34): b = 1 (t* ≈ c_hor/η) and c = 0 (independent of τ).
+    Theory (34): b = 1 (t* ≈ c_hor/η) and c = 0 (independent of τ). A cell is
+    collapsing when any of its seeds collapses; its seeds that did not collapse
+    are right-censored at ``censor_at`` (the last step at which a collapse
+    could still be detected), so they pull t* up instead of being dropped.
+    Cells where no seed collapses are stable and are not part of the law.
     """
     t_star = np.asarray(t_star)
     grid_tau, grid_eta = np.meshgrid(np.log(taus), np.log(etas), indexing="ij")
+    log_censor = np.log(max(censor_at, 1))
 
-    def fit(idx):
-        t = t_star[:, :, idx]
-        ok = t >= 1
-        lt = np.broadcast_to(grid_tau[..., None], t.shape)[ok]
-        le = np.broadcast_to(grid_eta[..., None], t.shape)[ok]
-        return _regress(np.log(t[ok]), le, lt)
+    @functools.lru_cache(maxsize=None)
+    def fit(key):
+        t = t_star[:, :, np.frombuffer(key, dtype=np.int64)]
+        collapsed = t >= 1
+        # the seeds of collapsing cells, but a t* = 0 (no reward from the start) has no log
+        rows = np.broadcast_to((t >= 0).any(axis=-1, keepdims=True), t.shape) & (t != 0)
+        lt = np.broadcast_to(grid_tau[..., None], t.shape)[rows]
+        le = np.broadcast_to(grid_eta[..., None], t.shape)[rows]
+        observed = collapsed[rows]
+        return _regress(np.log(np.where(observed, t[rows], 1)), le, lt, observed, log_censor)
 
     n = t_star.shape[-1]
-    return (bootstrap(lambda idx: fit(idx)[0], n, n_boot, seed),
-            bootstrap(lambda idx: fit(idx)[1], n, n_boot, seed))
+    return (bootstrap(lambda idx: fit(np.asarray(idx, np.int64).tobytes())[0], n, n_boot, seed),
+            bootstrap(lambda idx: fit(np.asarray(idx, np.int64).tobytes())[1], n, n_boot, seed))
 
 
 def eta_tstar_by_tau(t_star, etas):
