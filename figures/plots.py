@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from figures.analysis import series  # noqa: E402
+from theory.bounds import theorem1_bound  # noqa: E402
 from theory.rule import safe_learning_rate  # noqa: E402
 
 MAX_POINTS = 400
@@ -182,38 +183,74 @@ def dynamics(ds, an, title):
     return fig
 
 
+def theorem1_constants(ds, runs):
+    """``(C_b, U)`` over the runs where ``runs`` (``(tau, eta, seed)`` bool) holds: the largest secant
+    ``bias_bound / stale_drift`` and ``update_norm`` they recorded (NaN when absent)."""
+    bound, drift, update = series(ds, "bias_bound"), series(ds, "stale_drift"), series(ds, "update_norm")
+    if bound is None or drift is None or update is None or not runs.any():
+        return np.nan, np.nan
+    with _quiet(), np.errstate(divide="ignore", invalid="ignore"):
+        secant = np.where(drift[runs] > 0, bound[runs] / drift[runs], np.nan)
+        u = np.where(np.isfinite(update[runs]), update[runs], np.nan)
+        return (float(np.nanmax(secant)) if np.isfinite(secant).any() else np.nan,
+                float(np.nanmax(u)) if np.isfinite(u).any() else np.nan)
+
+
+def _cell_medians(values, cells):
+    """Median over every axis but the (τ, η) cell, one value per cell."""
+    with _quiet():
+        return np.nanmedian(values.reshape(cells, -1), axis=1)
+
+
 def bias(ds, an, title):
-    """bias_norm against τη (log–log) per cell, with the Theorem 1 / Lemma 1 bias_bound beside it."""
-    bias_norm, bound = series(ds, "bias_norm"), series(ds, "bias_bound")
+    """bias_norm against τη (log–log) per cell, beside Lemma 1's bias_bound and the Theorem 1 line C_b U τη."""
+    bias_norm = series(ds, "bias_norm")
     tau_eta = (an.taus[:, None] * an.etas[None, :]).ravel()
+    med = None if bias_norm is None else _cell_medians(bias_norm, tau_eta.size)
     with theme():
         fig, ax = plt.subplots(figsize=(5.5, 4.2))
-        if bias_norm is None:
-            ax.text(0.5, 0.5, "bias_norm not in store", ha="center", transform=ax.transAxes)
+        if med is None or not (med > 0).any():
+            ax.text(0.5, 0.5, "bias_norm not in store" if med is None else "bias_norm is 0 in every cell",
+                    ha="center", transform=ax.transAxes)
         else:
-            lo, hi = series(ds, "bias_norm_lo"), series(ds, "bias_norm_hi")
-            with _quiet():
-                flat = bias_norm.reshape(tau_eta.size, -1)
-                med = np.nanmedian(flat, axis=1)
-                if lo is not None and hi is not None:  # an estimate (llm): the median of its own interval
-                    low = np.nanmedian(lo.reshape(tau_eta.size, -1), axis=1)
-                    high = np.nanmedian(hi.reshape(tau_eta.size, -1), axis=1)
-                    label = "bias_norm estimate (median, median interval)"
-                else:
-                    low, high = np.nanpercentile(flat, [5, 95], axis=1)
-                    label = "bias_norm (median, 5–95 % over steps and seeds)"
-            yerr = np.clip([med - low, high - med], 0, None)
-            ax.errorbar(tau_eta, med, yerr=yerr, fmt="o", ms=4, label=label)
-            if bound is not None:
-                with _quiet():
-                    bound_med = np.nanmedian(bound.reshape(tau_eta.size, -1), axis=1)
-                order = np.argsort(tau_eta)
-                ax.plot(tau_eta[order], bound_med[order], "k--", label="bias_bound (Lemma 1, median)")
-            ax.set(xscale="log", yscale="log")
-            ax.legend(fontsize=7)
+            _draw_bias(ax, ds, an, tau_eta, med)
         ax.set(xlabel="τ·η", ylabel="‖b_t‖", title=f"{title}: staleness bias")
         fig.tight_layout()
     return fig
+
+
+def _draw_bias(ax, ds, an, tau_eta, med):
+    shown = med > 0  # τ = 1 has no staleness: b = 0 exactly, off a log axis
+    lo, hi = series(ds, "bias_norm_lo"), series(ds, "bias_norm_hi")
+    if lo is not None and hi is not None:  # an estimate (llm): the median of its own interval
+        low, high = _cell_medians(lo, tau_eta.size), _cell_medians(hi, tau_eta.size)
+        label = "bias_norm estimate (median, median interval)"
+    else:
+        with _quiet():
+            low, high = np.nanpercentile(series(ds, "bias_norm").reshape(tau_eta.size, -1), [5, 95], axis=1)
+        label = "bias_norm (median, 5–95 % over steps and seeds)"
+    ax.errorbar(tau_eta[shown], med[shown], yerr=np.clip([med - low, high - med], 0, None)[:, shown], fmt="o",
+                ms=4, label=label)
+    drawn = [low, high, med]
+    bound = series(ds, "bias_bound")
+    if bound is not None:
+        drawn.append(_cell_medians(bound, tau_eta.size))
+        ax.plot(tau_eta[shown], drawn[-1][shown], "k_", ms=9, mew=1.5, label="bias_bound (Lemma 1, median per cell)")
+    ax.set(xscale="log", yscale="log")
+    values = np.concatenate([v[shown] for v in drawn])
+    values = values[np.isfinite(values) & (values > 0)]
+    ax.set_ylim(values.min() / 3, values.max() * 3)  # a vacuous bound line must not flatten the data
+    # Theorem 1's constants are sups over the region training visits: the stable runs' region, since a collapse
+    # leaves every region where they stay finite (its ratios, hence G, grow without bound)
+    c_b, u = theorem1_constants(ds, an.t_star < 0)
+    if np.isfinite(c_b) and np.isfinite(u):
+        x = np.geomspace(tau_eta[shown].min(), tau_eta[shown].max(), 50)
+        line = theorem1_bound(c_b, u, x, 1.0)
+        where = "" if line.min() <= ax.get_ylim()[1] else f"; above the axes, ≥ {line.min():.2g}"
+        ax.plot(x, line, "k--", lw=1, label=f"Theorem 1: C_b U τη (C_b = {c_b:.3g}, U = {u:.3g}, sups over "
+                                             f"stable runs{where})")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.legend(fontsize=7)
 
 
 FIGURES = {"reward": reward_curves, "phase": phase_diagram, "table2": table2_figure, "dynamics": dynamics,

@@ -68,13 +68,14 @@ def run_dataset(run, series, nan_step, config):
     return to_dataset(variables, coords, config, run.seed)
 
 
-def run_sweep(config, out_path, progress=True, executor="local", workers=None, address=None):
+def run_sweep(config, out_path, progress=True, executor="local", workers=None, address=None, threads=None):
     """Run every grid point not already finished, then combine the parts at ``out_path``; returns the Dataset.
 
     A finished store with the same config is returned as it is.
 
     Each (τ, η, seed) run is one job on ``executor`` (``local``, ``process`` or
-    ``ray``: :func:`results.run_jobs`), using this process's torch thread count.
+    ``ray``: :func:`results.run_jobs`), using ``threads`` torch threads (default:
+    this process's count).
     """
     runs = config.runs()
     for run in runs:
@@ -86,7 +87,7 @@ def run_sweep(config, out_path, progress=True, executor="local", workers=None, a
     if existing is not None:
         return existing
     store = SweepStore(out_path, config)
-    path, threads = str(Path(out_path).resolve()), torch.get_num_threads()
+    path, threads = str(Path(out_path).resolve()), threads or torch.get_num_threads()
     jobs = [(_point(run), (run_job, (run, config, path, threads))) for run in runs]
     return complete(store, jobs, executor, workers, address, progress, "llm sweep")
 

@@ -9,8 +9,9 @@ function serves a whole (τ, η, seed) grid.
 Metrics at step t describe ``θ_t`` and the update ``u_t`` it takes. Batch
 metrics are recorded every step; the exact population ones (``val_reward``,
 ``kl_ref``, ``trunc_prob``, ``bias_norm`` and Lemma 1's ``bias_bound``) sum over
-every prompt and answer, so they are computed every ``exact_every`` steps (NaN in
-between) by an outer scan over blocks of that length.
+every prompt and answer, so they are computed once per block of ``exact_every``
+steps (NaN elsewhere), at the block's step of largest lag τ_t: the staleness
+Theorem 1 bounds, where a sync step would show no bias at all.
 """
 
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ class RunConfig:
     reuse: str = "whole"
     """``"whole"``: every step uses the whole batch; ``"slices"``: step τ_t uses slice τ_t of τ."""
     exact_every: int = 10
-    """Exact population metrics every this many steps (NaN in between)."""
+    """Exact population metrics once per this many steps, at the most stale one (NaN elsewhere)."""
     lemma1: bool = True
     """Also record Lemma 1's ``bias_bound`` (a Jacobian per evaluation) beside ``bias_norm``."""
     ess_base: float | None = None
@@ -193,11 +194,20 @@ def make_run(task, config):
 
         def block(carry, t_block):
             ts = t_block * config.exact_every + jnp.arange(config.exact_every)
-            theta_t, beta_t = carry.theta, jnp.where(ts[0] % tau == 0, carry.theta, carry.beta)
-            carry, metrics = jax.lax.scan(lambda c, t: learner_step(c, t, eta, tau, tx), carry, ts)
-            first = jnp.arange(config.exact_every) == 0
-            for name, value in exact_metrics(theta_t, beta_t).items():
-                metrics[name] = jnp.where(first, value, jnp.nan)
+            # the block's most stale step (largest τ_t): the one Theorem 1 bounds, and never a sync for τ > 1
+            at = jnp.argmax(ts % tau)
+
+            def step(state, t):
+                carry, pair = state
+                carry_next, metrics = learner_step(carry, t, eta, tau, tx)
+                pair = jax.tree.map(lambda kept, now: jnp.where(t == ts[at], now, kept), pair,
+                                    (carry.theta, carry_next.beta))  # (θ_t, β_t)
+                return (carry_next, pair), metrics
+
+            (carry, pair), metrics = jax.lax.scan(step, (carry, (carry.theta, carry.beta)), ts)
+            chosen = jnp.arange(config.exact_every) == at
+            for name, value in exact_metrics(*pair).items():
+                metrics[name] = jnp.where(chosen, value, jnp.nan)
             return carry, metrics
 
         _, metrics = jax.lax.scan(block, carry, jnp.arange(config.steps // config.exact_every))

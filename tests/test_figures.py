@@ -121,13 +121,21 @@ def test_repro_figures_wires_stores_to_render_all(repro, rendered, tmp_path, mon
     import paper_repro
 
     _, _, stores = rendered
-    monkeypatch.setattr(paper_repro, "_sweep_stores", lambda quick, runs, progress: (
-        {"bandit": stores["bandit"]}, {"bandit": stores["llm-small"]}, ["bandit: reused"]))
-    code, out, err = repro("figures", "--quick", "--only", "report", "--out", tmp_path)
+    asked = []
+
+    def sweep_stores(quick, runs, progress, workers):
+        asked.append(workers)
+        return {"bandit": stores["bandit"]}, {"bandit": stores["llm-small"]}, ["bandit: reused"]
+
+    monkeypatch.setattr(paper_repro, "_sweep_stores", sweep_stores)
+    code, out, err = repro("figures", "--quick", "--only", "report", "--out", tmp_path, "--workers", "3")
     assert code == 0, err
     assert "bandit: reused" in err and "wrote 1 files" in out and (tmp_path / "REPORT.md").stat().st_size > 0
+    assert asked == [3]
     code, _, err = repro("figures", "--only", "nope", "--out", tmp_path)
     assert code == 2 and "nope" in err and len(err.strip().splitlines()) == 1
+    code, _, err = repro("figures", "--workers", "0", "--out", tmp_path)
+    assert code == 2 and "--workers" in err and len(err.strip().splitlines()) == 1
 
 
 def test_repro_figures_draws_given_stores_without_running_sweeps(repro, rendered, tmp_path, monkeypatch):

@@ -36,6 +36,16 @@ def test_lemma1_bound_holds_at_every_recorded_step(bandit_runs):
         assert np.all(bias[recorded] <= bound[recorded] + 1e-12)
 
 
+def test_exact_metrics_are_taken_at_each_blocks_most_stale_step(bandit_runs):
+    metrics = bandit_runs[3]
+    lag = np.asarray(metrics["staleness"])
+    for name in ("bias_norm", "val_reward", "kl_ref"):
+        recorded = np.flatnonzero(~np.isnan(np.asarray(metrics[name])))
+        assert recorded.tolist() == [5 * b + int(np.argmax(lag[5 * b: 5 * b + 5])) for b in range(8)], name
+        assert np.all(lag[recorded] == 2), "five consecutive steps hold every lag of τ = 3"
+    assert np.any(np.asarray(metrics["stale_drift"])[recorded] > 0)  # zero only after a batch without signal
+
+
 def test_lemma1_bound_holds_on_the_autoregressive_task():
     task = make_task("autoregressive")
     metrics = jax.jit(make_run(task, RunConfig(steps=20, exact_every=5, lemma1=True)))(8.0, 4, 0)
