@@ -6,8 +6,9 @@ The grid is issue 3's default: 5 τ × 8 η × 16 seeds × 2000 steps on the end
 (autoregressive) task, SGD, standard clip, exact metrics every 50 steps. Measured
 side by side in one run:
 
-* the vmapped sweep as ``repro sweep`` compiles it (:func:`synthetic.xla.jit`),
-  and the same grid under plain ``jax.jit`` (XLA's YNNPACK CPU fusions on);
+* the vmapped sweep as ``repro sweep`` runs it (:func:`synthetic.xla.jit`,
+  Lemma 1's ``bias_bound`` recorded), the same without ``bias_bound``, and that
+  one under plain ``jax.jit`` (XLA's YNNPACK CPU fusions on);
 * a Python loop over the grid's runs calling the *same* simulator one run at a
   time (``jit(make_run)``, compiled once, compile time excluded), over a stated
   subset of the runs spread over every τ and η, its time scaled to the full grid.
@@ -92,9 +93,14 @@ def main():
     print(f"vmapped sweep ({xla.compiler_options() or 'no XLA options'}): compile {compile_s:.1f} s + run "
           f"{grid_s:.1f} s = {total:.1f} s ({'meets' if total <= TARGET_WALL_S else 'misses'} the "
           f"{TARGET_WALL_S:.0f} s target); {_load()}")
-    plain_compile_s, plain_s = bench_grid(config, jax.jit)
-    print(f"vmapped sweep (plain jax.jit): compile {plain_compile_s:.1f} s + run {plain_s:.1f} s; "
-          f"ratio plain / ours {plain_s / grid_s:.2f}× on run time; {_load()}")
+    bare = dataclasses.replace(config, lemma1=False)
+    bare_compile_s, bare_s = bench_grid(bare, xla.jit)
+    print(f"the same without Lemma 1's bias_bound (--no-lemma1): compile {bare_compile_s:.1f} s + run {bare_s:.1f} s "
+          f"= {bare_compile_s + bare_s:.1f} s ({'meets' if bare_compile_s + bare_s <= TARGET_WALL_S else 'misses'} "
+          f"the target); bias_bound costs {grid_s / bare_s:.2f}× the run; {_load()}")
+    plain_compile_s, plain_s = bench_grid(bare, jax.jit)
+    print(f"that one under plain jax.jit: compile {plain_compile_s:.1f} s + run {plain_s:.1f} s; "
+          f"ratio plain / ours {plain_s / bare_s:.2f}× on run time; {_load()}")
 
     per_run = bench_loop(config, args.loop_runs)
     loop_s = per_run * runs

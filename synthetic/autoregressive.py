@@ -20,7 +20,7 @@ applies unchanged.
 """
 
 import itertools
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -52,15 +52,22 @@ def n_params(vocab, max_len, n_features):
     return (vocab + 2) * (vocab + 1) + max_len * vocab + n_features * vocab
 
 
-def make_logp(answers, prompt_features, vocab, end_offsets):
-    """Build ``θ ↦ log π_θ(y|x) [P, Y]`` for the policy above over ``answers``, its gather and its sampler.
+class Policy(NamedTuple):
+    """The end-token policy over an enumerated answer set, as the functions the engines call."""
 
-    The second function, ``(θ, prompts [B], answer ids [B, n]) ↦ log π_θ [B, n]``,
-    scores only the sampled answers: the learner's per-step cost then scales with
-    the batch, not with ``P·Y``. The third, ``(θ, prompts [B], key, n) ↦ answer ids
-    [B, n]``, samples token by token as a language model does, without the table.
-    ``end_offsets`` are the fixed ``e_j``, one per position.
-    """
+    logp: Callable
+    """``θ ↦ log π_θ(y|x)``, the exact ``[P, Y]`` table."""
+    sequence_logp: Callable
+    """``(θ, prompts [B], answer ids [B, n]) ↦ log π_θ [B, n]``: only the sampled answers, so the learner's
+    per-step cost scales with the batch, not with ``P·Y``."""
+    sample: Callable
+    """``(θ, prompts [B], key, n) ↦ answer ids [B, n]``, token by token as a language model samples."""
+    score_norm: Callable
+    """``θ ↦ ‖∇_θ log π_θ(y|x)‖ [P, Y]`` in closed form, without the ``[P, Y, d]`` Jacobian."""
+
+
+def make_logp(answers, prompt_features, vocab, end_offsets):
+    """Build the :class:`Policy` above over ``answers``; ``end_offsets`` are the fixed ``e_j``, one per position."""
     n_tokens = vocab + 1
     bos = vocab + 1
     tokens = np.asarray(answers.tokens)
@@ -74,6 +81,8 @@ def make_logp(answers, prompt_features, vocab, end_offsets):
     y, j = np.nonzero(emitted)
     selector[y, j, prev[y, j], tokens[y, j]] = 1.0
     selector = jnp.asarray(selector.reshape(n_answers, -1))  # [Y, K], K = L(V+2)(V+1)
+    token_onehot = jnp.asarray(np.eye(n_tokens)[tokens] * emitted[..., None])  # [Y, L, V+1], 0 after the end
+    same_prev = jnp.asarray(prev[:, :, None] == prev[:, None, :], dtype=float)  # [Y, L, L]
     tokens, prev, emitted = jnp.asarray(tokens), jnp.asarray(prev), jnp.asarray(emitted)
     features = jnp.asarray(prompt_features)
     n_features = features.shape[1]
@@ -88,12 +97,27 @@ def make_logp(answers, prompt_features, vocab, end_offsets):
                                   jnp.zeros((n_features, 1))], axis=1)
         return transition, position, prompt
 
-    def logp(theta):
+    def context_logits(theta):
+        """Next-token logits of every (prompt, position, previous token): ``[P, L, V+2, V+1]``."""
         transition, position, weights = blocks(theta)
         prompt = features @ weights  # [P, V+1]
-        logits = transition[None, None] + position[None, :, None, :] + prompt[:, None, None, :]  # [P, L, V+2, V+1]
-        context = jax.nn.log_softmax(logits, axis=-1)  # every next-token log-prob any answer can use
-        return context.reshape(prompt.shape[0], -1) @ selector.T
+        return transition[None, None] + position[None, :, None, :] + prompt[:, None, None, :]
+
+    def logp(theta):
+        context = jax.nn.log_softmax(context_logits(theta), axis=-1)  # every next-token log-prob an answer can use
+        return context.reshape(context.shape[0], -1) @ selector.T
+
+    def score_norm(theta):
+        # ∇ log π(y|x) = Σ_j ∂logits_j^T δ_j with δ_j = e_{y_j} − π(·|x, j, y_{j−1}): δ_j lands on T's row y_{j−1}
+        # (rows shared by equal previous tokens), on Q's row j and, through f(x), on W (content columns only)
+        probs = jax.nn.softmax(context_logits(theta), axis=-1)
+        delta = token_onehot[None] - probs[:, jnp.arange(max_len)[None, :], prev] * emitted[None, ..., None]
+        # Σ_{j,k: same previous token} δ_j·δ_k, as one fused product: L = 4 is far too small for a batched dot
+        shared = jnp.sum(same_prev[None, ..., None] * delta[:, :, :, None, :] * delta[:, :, None, :, :], axis=(2, 3, 4))
+        content = delta[..., :vocab]
+        squared = (shared + jnp.sum(content * content, axis=(-2, -1))
+                   + jnp.sum(features * features, axis=-1)[:, None] * jnp.sum(jnp.sum(content, axis=2) ** 2, axis=-1))
+        return jnp.sqrt(squared)
 
     def sequence_logp(theta, prompt_ids, answer_ids):  # ids of equal rank, broadcast against each other
         transition, position, weights = blocks(theta)
@@ -124,7 +148,7 @@ def make_logp(answers, prompt_features, vocab, end_offsets):
             prev_token = token
         return first_id[count] + digits
 
-    return logp, sequence_logp, sample
+    return Policy(logp, sequence_logp, sample, score_norm)
 
 
 def teacher_targets(answers, logp_teacher):

@@ -67,35 +67,37 @@ def _kl_gradients(logp_fn, theta, theta_ref):
 
 
 def _sample_coefficients(logp_fn, theta, beta, reward, n, eps, dual_clip):
-    """Per answer y and success count s of the *other* n−1 samples: ``∇ψ = coef[p, y, s] · score[p, y]``.
+    """Per answer y and success count s of the *other* n−1 samples: ``∇ψ = coef[p, y, s] · ∇_θ log π_θ(y|x)``.
 
-    Returns ``coef [P, Y, n] = ψ'(ρ, A(r_y, s)) ρ`` and ``score [P, Y, d] = ∇_θ log π_θ(y|x)``.
+    Returns ``coef [P, Y, n] = ψ'(ρ, A(r_y, s)) ρ``.
     """
-    logp_theta = logp_fn(theta)
-    logp_beta = jax.lax.stop_gradient(logp_fn(beta))
-    score = jax.jacfwd(logp_fn)(theta)  # [P, Y, d]; forward mode: d ≪ P·Y outputs
-    rho = jnp.exp(logp_theta - logp_beta)  # [P, Y]
+    rho = jnp.exp(logp_fn(theta) - jax.lax.stop_gradient(logp_fn(beta)))  # [P, Y]
     adv = advantage_table(n)[reward.astype(jnp.int32)]  # [P, Y, n]
     rho_b = jnp.broadcast_to(rho[..., None], adv.shape)
     dpsi = jax.grad(lambda r: jnp.sum(clipped_term(r, adv, eps, dual_clip)))(rho_b)
-    return dpsi * rho_b, score
+    return dpsi * rho_b
 
 
 def instance_gradient_bound(logp_fn, theta, beta, reward, prompt_weights, n, eps, kappa=0.0, theta_ref=None,
-                            dual_clip=None, max_instances=MAX_EXACT_INSTANCES):
+                            dual_clip=None, max_instances=MAX_EXACT_INSTANCES, score_norm=None):
     """G at one pair (7): ``max_z ‖∇_θ ℓ(θ; β, z)‖`` over every group instance of a prompt with weight > 0.
 
     Exact (a max over all answer multisets, the gradient depends on no order)
     when ``P·C(n+Y−1, n) ≤ max_instances``; otherwise the upper bound
     ``max_S (1/n)[S·max_{r=1}‖∇ψ‖ + (n−S)·max_{r=0}‖∇ψ‖] + κ‖∇KL_x‖`` over the
-    feasible success counts S (triangle inequality). Without ``theta_ref`` there is no KL term.
+    feasible success counts S (triangle inequality), where ``‖∇ψ‖ = |coef|·‖∇ log π‖``
+    needs only the score norms: ``score_norm(θ) → [P, Y]`` gives them when the
+    policy has a closed form, else they come from the ``[P, Y, d]`` Jacobian.
+    Without ``theta_ref`` there is no KL term.
     """
-    coef, score = _sample_coefficients(logp_fn, theta, beta, reward, n, eps, dual_clip)
+    coef = _sample_coefficients(logp_fn, theta, beta, reward, n, eps, dual_clip)
     n_prompts, n_answers = reward.shape
-    kl_grad = (jnp.zeros((n_prompts, theta.shape[0])) if theta_ref is None
+    no_kl = theta_ref is None or (isinstance(kappa, (int, float)) and kappa == 0)  # κ may be traced (vmapped)
+    kl_grad = (jnp.zeros((n_prompts, theta.shape[0])) if no_kl
                else kappa * _kl_gradients(logp_fn, theta, theta_ref))  # [P, d]
     live = prompt_weights > 0
     if exact_is_cheap(n, n_prompts, n_answers, max_instances):
+        score = jax.jacfwd(logp_fn)(theta)  # [P, Y, d]; forward mode: d ≪ P·Y outputs
         counts, _ = answer_multisets(n, n_answers)
         counts = jnp.asarray(counts)  # [C, Y]
         successes = reward @ counts.T  # [P, C]
@@ -105,7 +107,12 @@ def instance_gradient_bound(logp_fn, theta, beta, reward, prompt_weights, n, eps
         grads = jnp.einsum("pcy,pyd->pcd", counts[None] * per_answer / n, score) - kl_grad[:, None, :]
         norms = jnp.sqrt(jnp.sum(grads * grads, axis=-1))  # [P, C]
         return jnp.max(jnp.where(live[:, None], norms, 0.0))
-    sample_norm = jnp.abs(coef) * jnp.sqrt(jnp.sum(score * score, axis=-1))[..., None]  # [P, Y, n]
+    if score_norm is None:
+        score = jax.jacfwd(logp_fn)(theta)
+        norms = jnp.sqrt(jnp.sum(score * score, axis=-1))
+    else:
+        norms = score_norm(theta)
+    sample_norm = jnp.abs(coef) * norms[..., None]  # [P, Y, n]
     is_correct = (reward > 0)[..., None]
     s = jnp.arange(n + 1)[None]  # [1, n+1]: the success count S
     right = jnp.max(jnp.where(is_correct, sample_norm, 0.0), axis=1)  # [P, n]: s = S − 1
@@ -171,11 +178,14 @@ class Lemma1Terms(NamedTuple):
 
 
 def lemma1_bound_at(logp_fn, theta, beta, reward, prompt_weights, n, eps, kappa=0.0, theta_ref=None,
-                    dual_clip=None, max_instances=MAX_EXACT_INSTANCES):
-    """Both terms of Lemma 1's split of ``b`` (THEORY.md §4) at one pair, and the exact ‖b‖ they bound."""
+                    dual_clip=None, max_instances=MAX_EXACT_INSTANCES, score_norm=None):
+    """Both terms of Lemma 1's split of ``b`` (THEORY.md §4) at one pair, and the exact ‖b‖ they bound.
+
+    ``score_norm``: the policy's closed-form score norms, if any (:func:`instance_gradient_bound`).
+    """
     args = (reward, prompt_weights, n, eps, kappa, theta_ref, dual_clip)
     bias, _, _ = staleness_bias(logp_fn, theta, beta, *args)
-    G = instance_gradient_bound(logp_fn, theta, beta, *args, max_instances=max_instances)
+    G = instance_gradient_bound(logp_fn, theta, beta, *args, max_instances=max_instances, score_norm=score_norm)
     tv = group_tv_bound(logp_fn(theta), logp_fn(beta), prompt_weights, n, max_instances)
     gap = behaviour_gap(logp_fn, theta, beta, *args)
     return Lemma1Terms(

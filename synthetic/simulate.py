@@ -178,7 +178,7 @@ def make_run(task, config):
             "trunc_prob": jnp.sum(problem.prompt_weights * jnp.sum(jnp.exp(logp) * task.truncated[None], axis=-1)),
         }
         if config.lemma1:
-            terms = lemma1_bound_at(problem.logp_fn, theta, beta, *args)
+            terms = lemma1_bound_at(problem.logp_fn, theta, beta, *args, score_norm=task.score_norm)
             metrics.update(bias_norm=terms.bias_norm, bias_bound=terms.bound)
         else:
             metrics["bias_norm"] = l2_norm(staleness_bias(problem.logp_fn, theta, beta, *args)[0])

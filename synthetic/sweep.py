@@ -65,9 +65,8 @@ class SweepConfig:
     """``whole`` batch for each of the τ steps, or τ disjoint ``slices``."""
     exact_every: int = 50
     """Exact population metrics (val_reward, kl_ref, trunc_prob, bias_norm) every this many steps."""
-    lemma1: bool = False
-    """Record Lemma 1's bias_bound beside bias_norm: a score Jacobian per exact evaluation, ≈8 ms per run on the
-    autoregressive task (3× the default sweep there), so off unless asked for; ``repro figures`` asks."""
+    lemma1: bool = True
+    """Record Lemma 1's bias_bound beside bias_norm at every exact evaluation."""
     ess_base: float | None = None
     """ESS-scaled learning rate η·min(1, ess/ess_base) (the VCPO baseline); none: fixed η."""
 

@@ -50,6 +50,8 @@ class SimTask:
     """``(θ, prompts [B], answers [B, n]) → log π_θ [B, n]`` when cheaper than gathering from the full table."""
     answer_sampler: Callable | None = None
     """``(θ, prompts [B], key, n) → answers [B, n]`` when cheaper than sampling from the full table."""
+    score_norm: Callable | None = None
+    """``θ → ‖∇ log π_θ(y|x)‖ [P, Y]`` when cheaper than the Jacobian of the table (Lemma 1's G)."""
 
     def sampled_logp(self, theta, prompts, answers):
         """``log π_θ(y|x)`` of sampled (prompt, answer) pairs, ``[B, n]``."""
@@ -92,7 +94,8 @@ def _autoregressive(n, eps, kappa, dual_clip, seed, vocab=3, max_len=4, n_featur
     features = rng.normal(size=(n_prompts, n_features)) / np.sqrt(n_features)
     # e_j: a rambling start, as a base model's: 98% of θ_0's answers run into the cap (end logit −3 everywhere)
     end_offsets = np.full(max_len, end_logit)
-    logp_fn, answer_logp, answer_sampler = autoregressive.make_logp(answers, features, vocab, end_offsets)
+    policy = autoregressive.make_logp(answers, features, vocab, end_offsets)
+    logp_fn = policy.logp
     teacher = jnp.asarray(teacher_scale * rng.normal(size=autoregressive.n_params(vocab, max_len, n_features)))
     targets = autoregressive.teacher_targets(answers, logp_fn(teacher))
     reward = jnp.asarray(autoregressive.exact_match_reward(len(answers.tokens), targets))
@@ -102,8 +105,8 @@ def _autoregressive(n, eps, kappa, dual_clip, seed, vocab=3, max_len=4, n_featur
         lambda a: float(jnp.sum(train * jnp.sum(jnp.exp(logp_fn(a * teacher)) * reward, axis=-1))), initial_success)
     theta_0 = alpha * teacher
     problem = dataclasses.replace(problem, theta_ref=theta_0)
-    return SimTask(problem, val, jnp.asarray(answers.truncated, float), theta_0, "autoregressive", answer_logp,
-                   answer_sampler)
+    return SimTask(problem, val, jnp.asarray(answers.truncated, float), theta_0, "autoregressive",
+                   policy.sequence_logp, policy.sample, policy.score_norm)
 
 
 def _shrink_to_success(success_at, target, iterations=50):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from synthetic import autoregressive
+from synthetic.constants import lemma1_bound_at
 from synthetic.tasks import TASKS, make_task, success
 
 
@@ -21,7 +22,8 @@ def test_answers_are_every_sequence_up_to_the_cap(vocab, max_len):
 def test_policy_is_normalised_and_the_gather_matches_the_table():
     answers = autoregressive.enumerate_answers(3, 4)
     features = np.random.default_rng(0).normal(size=(5, 4))
-    logp, answer_logp, _ = autoregressive.make_logp(answers, features, 3, end_offsets=[-1.0, 0.0, 0.5, 2.0])
+    policy = autoregressive.make_logp(answers, features, 3, end_offsets=[-1.0, 0.0, 0.5, 2.0])
+    logp, answer_logp = policy.logp, policy.sequence_logp
     theta = jax.random.normal(jax.random.PRNGKey(1), (autoregressive.n_params(3, 4, 4),))
     table = logp(theta)
     np.testing.assert_allclose(np.exp(table).sum(axis=1), 1.0, rtol=1e-12)
@@ -56,7 +58,7 @@ def test_targets_are_the_teachers_ended_answers_and_theta0_states_its_success():
 def test_the_end_decision_has_no_prompt_parameters():
     answers = autoregressive.enumerate_answers(2, 3)
     features = np.random.default_rng(0).normal(size=(4, 3))
-    logp, _, _ = autoregressive.make_logp(answers, features, 2, end_offsets=[0.0, 0.0, 0.0])
+    logp = autoregressive.make_logp(answers, features, 2, end_offsets=[0.0, 0.0, 0.0]).logp
     theta = jax.random.normal(jax.random.PRNGKey(2), (autoregressive.n_params(2, 3, 3),))
     d_transition = (2 + 2) * (2 + 1)
     d_position = 3 * 2
@@ -68,7 +70,7 @@ def test_the_end_decision_has_no_prompt_parameters():
 def test_token_by_token_sampling_draws_from_the_exact_table():
     answers = autoregressive.enumerate_answers(2, 3)
     features = np.random.default_rng(0).normal(size=(3, 2))
-    logp, _, sample = autoregressive.make_logp(answers, features, 2, end_offsets=[-0.5, 0.0, 0.5])
+    logp, _, sample, _ = autoregressive.make_logp(answers, features, 2, end_offsets=[-0.5, 0.0, 0.5])
     theta = jax.random.normal(jax.random.PRNGKey(3), (autoregressive.n_params(2, 3, 2),))
     prompts, n = jnp.array([0, 2]), 40_000
     drawn = np.asarray(jax.jit(sample, static_argnums=3)(theta, prompts, jax.random.PRNGKey(4), n))
@@ -76,3 +78,26 @@ def test_token_by_token_sampling_draws_from_the_exact_table():
     for row, p in zip(drawn, exact):
         frequency = np.bincount(row, minlength=p.size) / n
         assert np.all(np.abs(frequency - p) <= 5 * np.sqrt(p * (1 - p) / n) + 1e-12)
+
+
+@pytest.mark.parametrize("vocab, max_len", [(2, 3), (3, 4)])
+def test_closed_form_score_norms_equal_the_jacobians(vocab, max_len):
+    answers = autoregressive.enumerate_answers(vocab, max_len)
+    features = np.random.default_rng(vocab).normal(size=(5, 3))
+    policy = autoregressive.make_logp(answers, features, vocab, end_offsets=np.linspace(-1.0, 1.0, max_len))
+    theta = 2.0 * jax.random.normal(jax.random.PRNGKey(vocab), (autoregressive.n_params(vocab, max_len, 3),))
+    jacobian = np.asarray(jax.jacfwd(policy.logp)(theta))  # [P, Y, d]
+    np.testing.assert_allclose(policy.score_norm(theta), np.linalg.norm(jacobian, axis=-1), rtol=1e-10, atol=1e-12)
+
+
+def test_lemma1_terms_are_the_same_with_the_closed_form_score_norms():
+    task = make_task("autoregressive")
+    p = task.problem
+    theta = task.theta_0 + 0.5 * jax.random.normal(jax.random.PRNGKey(5), task.theta_0.shape)
+    beta = theta + 0.1 * jax.random.normal(jax.random.PRNGKey(6), theta.shape)
+    args = (p.logp_fn, theta, beta, p.reward, p.prompt_weights, p.n, p.eps, p.kappa, p.theta_ref, p.dual_clip)
+    via_jacobian = lemma1_bound_at(*args)
+    closed_form = lemma1_bound_at(*args, score_norm=task.score_norm)
+    for name, value in via_jacobian._asdict().items():
+        np.testing.assert_allclose(getattr(closed_form, name), value, rtol=1e-10, err_msg=name)
+    assert float(closed_form.bias_norm) <= float(closed_form.bound)
