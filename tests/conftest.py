@@ -30,3 +30,19 @@ def repro(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """τ values the synthetic grid function computes from now on (a list that grows as sweeps run)."""
+    from synthetic import sweep
+
+    computed = []
+    sweep_function = sweep.sweep_function
+
+    def counting(config):
+        function = sweep_function(config)
+        return lambda etas, tau, seeds: computed.append(tau) or function(etas, tau, seeds)
+
+    monkeypatch.setattr(sweep, "sweep_function", counting)
+    return computed

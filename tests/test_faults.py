@@ -20,7 +20,6 @@ from llm.model import load, tiny_model, tiny_tokenizer
 from llm.pipeline import train
 from llm.sweep import SweepConfig as LlmSweepConfig
 from llm.sweep import run_dataset
-from synthetic import sweep
 from synthetic.sweep import SweepConfig, run_sweep
 from theory.collapse import collapse_step
 
@@ -43,20 +42,6 @@ def repro_process(*args):
 def snapshot(parts):
     """Identity of every finished part: a rewrite changes inode or mtime."""
     return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size) for p in parts.glob("tau=*.nc")}
-
-
-@pytest.fixture
-def counted(monkeypatch):
-    """τ values the grid function computes from now on."""
-    computed = []
-    sweep_function = sweep.sweep_function
-
-    def counting(config):
-        function = sweep_function(config)
-        return lambda etas, tau, seeds: computed.append(tau) or function(etas, tau, seeds)
-
-    monkeypatch.setattr(sweep, "sweep_function", counting)
-    return computed
 
 
 def test_sigkilled_sweep_resumes_without_losing_or_recomputing_a_run(tmp_path, counted):

@@ -63,23 +63,16 @@ def test_one_compilation_serves_the_grid(monkeypatch, tmp_path):
     assert len(traces) == 1, f"the grid retraced {len(traces)} times"
 
 
-def test_interrupted_sweep_resumes_without_recomputing(monkeypatch, tmp_path):
+def test_interrupted_sweep_resumes_without_recomputing(counted, tmp_path):
     config = dataclasses.replace(TINY, taus=(1, 2, 3))
     path = tmp_path / "s.nc"
     full = run_sweep(config, path, progress=False)
     path.unlink()  # interrupted before the combine: two parts done, one lost
     lost = next(p for p in (tmp_path / "s.nc.parts").glob("tau=3*.nc"))
     lost.unlink()
-    computed = []
-    sweep_function = sweep.sweep_function
-
-    def counting(config):
-        function = sweep_function(config)
-        return lambda etas, tau, seeds: computed.append(tau) or function(etas, tau, seeds)
-
-    monkeypatch.setattr(sweep, "sweep_function", counting)
+    counted.clear()
     resumed = run_sweep(config, path, progress=False)
-    assert computed == [3]
+    assert counted == [3]
     xr.testing.assert_identical(full.drop_attrs(), resumed.drop_attrs())
 
 
