@@ -629,7 +629,7 @@ def figures_command(
         stores, ess_stores = dict(zip(stems, store)), None
     else:
         _exact_jax()
-        workers = os.cpu_count() or 1 if workers is None else _at_least("--workers", workers, 1)
+        workers = (os.cpu_count() or 1) if workers is None else _at_least("--workers", workers, 1)
         stores, ess_stores, log = _sweep_stores(quick, runs, progress, workers)
         for line in log:
             typer.echo(line, err=True)

@@ -66,7 +66,7 @@ class Policy(NamedTuple):
     """``θ ↦ ‖∇_θ log π_θ(y|x)‖ [P, Y]`` in closed form, without the ``[P, Y, d]`` Jacobian."""
 
 
-def make_logp(answers, prompt_features, vocab, end_offsets):
+def make_policy(answers, prompt_features, vocab, end_offsets):
     """Build the :class:`Policy` above over ``answers``; ``end_offsets`` are the fixed ``e_j``, one per position."""
     n_tokens = vocab + 1
     bos = vocab + 1

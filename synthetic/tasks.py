@@ -94,7 +94,7 @@ def _autoregressive(n, eps, kappa, dual_clip, seed, vocab=3, max_len=4, n_featur
     features = rng.normal(size=(n_prompts, n_features)) / np.sqrt(n_features)
     # e_j: a rambling start, as a base model's: 98% of θ_0's answers run into the cap (end logit −3 everywhere)
     end_offsets = np.full(max_len, end_logit)
-    policy = autoregressive.make_logp(answers, features, vocab, end_offsets)
+    policy = autoregressive.make_policy(answers, features, vocab, end_offsets)
     logp_fn = policy.logp
     teacher = jnp.asarray(teacher_scale * rng.normal(size=autoregressive.n_params(vocab, max_len, n_features)))
     targets = autoregressive.teacher_targets(answers, logp_fn(teacher))

@@ -22,7 +22,7 @@ def test_answers_are_every_sequence_up_to_the_cap(vocab, max_len):
 def test_policy_is_normalised_and_the_gather_matches_the_table():
     answers = autoregressive.enumerate_answers(3, 4)
     features = np.random.default_rng(0).normal(size=(5, 4))
-    policy = autoregressive.make_logp(answers, features, 3, end_offsets=[-1.0, 0.0, 0.5, 2.0])
+    policy = autoregressive.make_policy(answers, features, 3, end_offsets=[-1.0, 0.0, 0.5, 2.0])
     logp, answer_logp = policy.logp, policy.sequence_logp
     theta = jax.random.normal(jax.random.PRNGKey(1), (autoregressive.n_params(3, 4, 4),))
     table = logp(theta)
@@ -58,7 +58,7 @@ def test_targets_are_the_teachers_ended_answers_and_theta0_states_its_success():
 def test_the_end_decision_has_no_prompt_parameters():
     answers = autoregressive.enumerate_answers(2, 3)
     features = np.random.default_rng(0).normal(size=(4, 3))
-    logp = autoregressive.make_logp(answers, features, 2, end_offsets=[0.0, 0.0, 0.0]).logp
+    logp = autoregressive.make_policy(answers, features, 2, end_offsets=[0.0, 0.0, 0.0]).logp
     theta = jax.random.normal(jax.random.PRNGKey(2), (autoregressive.n_params(2, 3, 3),))
     d_transition = (2 + 2) * (2 + 1)
     d_position = 3 * 2
@@ -70,7 +70,7 @@ def test_the_end_decision_has_no_prompt_parameters():
 def test_token_by_token_sampling_draws_from_the_exact_table():
     answers = autoregressive.enumerate_answers(2, 3)
     features = np.random.default_rng(0).normal(size=(3, 2))
-    logp, _, sample, _ = autoregressive.make_logp(answers, features, 2, end_offsets=[-0.5, 0.0, 0.5])
+    logp, _, sample, _ = autoregressive.make_policy(answers, features, 2, end_offsets=[-0.5, 0.0, 0.5])
     theta = jax.random.normal(jax.random.PRNGKey(3), (autoregressive.n_params(2, 3, 2),))
     prompts, n = jnp.array([0, 2]), 40_000
     drawn = np.asarray(jax.jit(sample, static_argnums=3)(theta, prompts, jax.random.PRNGKey(4), n))
@@ -84,7 +84,7 @@ def test_token_by_token_sampling_draws_from_the_exact_table():
 def test_closed_form_score_norms_equal_the_jacobians(vocab, max_len):
     answers = autoregressive.enumerate_answers(vocab, max_len)
     features = np.random.default_rng(vocab).normal(size=(5, 3))
-    policy = autoregressive.make_logp(answers, features, vocab, end_offsets=np.linspace(-1.0, 1.0, max_len))
+    policy = autoregressive.make_policy(answers, features, vocab, end_offsets=np.linspace(-1.0, 1.0, max_len))
     theta = 2.0 * jax.random.normal(jax.random.PRNGKey(vocab), (autoregressive.n_params(vocab, max_len, 3),))
     jacobian = np.asarray(jax.jacfwd(policy.logp)(theta))  # [P, Y, d]
     np.testing.assert_allclose(policy.score_norm(theta), np.linalg.norm(jacobian, axis=-1), rtol=1e-10, atol=1e-12)
