@@ -47,7 +47,8 @@ class RunConfig:
     exact_every: int = 10
     """Exact population metrics once per this many steps, at the most stale one (NaN elsewhere)."""
     lemma1: bool = True
-    """Also record Lemma 1's ``bias_bound`` (a Jacobian per evaluation) beside ``bias_norm``."""
+    """Also record Lemma 1's ``bias_bound`` beside ``bias_norm`` (score norms per evaluation: the task's closed
+    form where it has one, else a Jacobian of the table)."""
     ess_base: float | None = None
     """ESS-scaled learning rate η_t = η·min(1, ess_t/ess_base), as VCPO does; none: fixed η."""
 

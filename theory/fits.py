@@ -18,7 +18,6 @@ values move together. Conventions **[choice]**:
   (the whole run when it does not collapse), steps t ≥ 1 with finite drift > 0.
 """
 
-import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -49,15 +48,24 @@ def bootstrap(statistic, n_seeds, n_boot=200, seed=0):
     Resamples where the statistic is NaN are dropped; the interval is NaN when
     fewer than half of them are finite.
     """
-    value = float(statistic(np.arange(n_seeds)))
+    return bootstrap_joint(lambda idx: (statistic(idx),), n_seeds, n_boot, seed)[0]
+
+
+def bootstrap_joint(statistic, n_seeds, n_boot=200, seed=0):
+    """:func:`bootstrap` of a statistic with several components (a tuple), one fit per resample for all of them."""
+    value = np.asarray(statistic(np.arange(n_seeds)), dtype=float)
     rng = np.random.default_rng(seed)
     draws = np.array([statistic(rng.integers(0, n_seeds, n_seeds)) for _ in range(n_boot)], dtype=float)
-    draws = draws[np.isfinite(draws)]
-    if not np.isfinite(value) or draws.size < n_boot / 2:
-        return Interval(value, np.nan, np.nan)
     tail = 100 * (1 - LEVEL) / 2
-    low, high = np.percentile(draws, [tail, 100 - tail])
-    return Interval(value, float(min(low, value)), float(max(high, value)))
+    intervals = []
+    for v, d in zip(value, draws.T):
+        d = d[np.isfinite(d)]
+        if not np.isfinite(v) or d.size < n_boot / 2:
+            intervals.append(Interval(float(v), np.nan, np.nan))
+            continue
+        low, high = np.percentile(d, [tail, 100 - tail])
+        intervals.append(Interval(float(v), float(min(low, v)), float(max(high, v))))
+    return tuple(intervals)
 
 
 def eta_max(collapsed, etas, threshold=0.0):
@@ -133,9 +141,8 @@ def collapse_time_regression(t_star, taus, etas, censor_at, n_boot=200, seed=0):
     grid_tau, grid_eta = np.meshgrid(np.log(taus), np.log(etas), indexing="ij")
     log_censor = np.log(max(censor_at, 1))
 
-    @functools.lru_cache(maxsize=None)
-    def fit(key):
-        t = t_star[:, :, np.frombuffer(key, dtype=np.int64)]
+    def fit(idx):
+        t = t_star[:, :, idx]
         collapsed = t >= 1
         # the seeds of collapsing cells, but a t* = 0 (no reward from the start) has no log
         rows = np.broadcast_to((t >= 0).any(axis=-1, keepdims=True), t.shape) & (t != 0)
@@ -144,9 +151,7 @@ def collapse_time_regression(t_star, taus, etas, censor_at, n_boot=200, seed=0):
         observed = collapsed[rows]
         return _regress(np.log(np.where(observed, t[rows], 1)), le, lt, observed, log_censor)
 
-    n = t_star.shape[-1]
-    return (bootstrap(lambda idx: fit(np.asarray(idx, np.int64).tobytes())[0], n, n_boot, seed),
-            bootstrap(lambda idx: fit(np.asarray(idx, np.int64).tobytes())[1], n, n_boot, seed))
+    return bootstrap_joint(fit, t_star.shape[-1], n_boot, seed)
 
 
 def eta_tstar_by_tau(t_star, etas):
