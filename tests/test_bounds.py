@@ -21,6 +21,11 @@ def test_theorem1_is_lemma1_at_the_drift_bound(G, L_D, L_beta, U, eta, tau):
     assert bounds.mean_stale_drift_bound(U, eta, tau) == pytest.approx(drift)  # (40) with U_2 = U
 
 
+def test_split_bound_is_twice_G_tv_plus_the_gap():
+    assert bounds.split_bound(2.0, 0.25, 0.1) == pytest.approx(1.1)
+    np.testing.assert_allclose(bounds.split_bound(np.array([1.0, 3.0]), 0.5, 0.0), [1.0, 3.0])
+
+
 def test_no_staleness_gives_no_bias_bound():
     assert bounds.theorem1_bound(3.0, 2.0, 0.1, 0) == 0.0
     assert bounds.bias_bound(3.0, 0.0) == 0.0

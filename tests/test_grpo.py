@@ -26,7 +26,7 @@ def test_binary_advantages_have_the_closed_form(n, data):
     np.testing.assert_allclose(adv[:successes], (1 - p) / (std + ADVANTAGE_DELTA), rtol=1e-12)
     np.testing.assert_allclose(adv[successes:], -p / (std + ADVANTAGE_DELTA), rtol=1e-12)
     assert abs(adv.sum()) < 1e-9
-    assert np.max(np.abs(adv)) <= np.sqrt(n - 1)  # THEORY.md §8
+    assert np.max(np.abs(adv)) <= np.sqrt(n - 1)  # docs/theory.md §8
     assert np.mean(np.abs(adv)) <= 1.0
 
 

@@ -1,4 +1,4 @@
-"""The bias bound and the drift bounds, THEORY.md §4–5, as scalar formulas.
+"""The bias bound and the drift bounds, docs/theory.md §4–5, as scalar formulas.
 
 Each function is the right-hand side of one numbered inequality; arguments are
 named after the symbols (G, U, L_D, L_β, η, τ, t, R). They accept floats or
@@ -9,6 +9,13 @@ arrays (broadcasting), so the same call draws a bound line in a figure.
 def lemma1_constant(G, L_D, L_beta):
     """Lemma 1: ``C_b = 2 G L_D + L_β``, so that ``‖b_t‖ ≤ C_b ‖θ_t − β_t‖``."""
     return 2.0 * G * L_D + L_beta
+
+
+def split_bound(G, tv, gap):
+    """Either split of the bias at one pair: ``‖b‖ ≤ 2 G · TV(D_β, D_θ) + gap`` — Lemma 1 with
+    ``(G, gap) = (sup‖∇ℓ(θ; β, ·)‖, ‖E_{D_θ}[∇ℓ(θ;β) − ∇ℓ(θ;θ)]‖)``, the other split with
+    ``(sup‖∇ℓ(θ; θ, ·)‖, ‖E_{D_β}[∇ℓ(θ;β) − ∇ℓ(θ;θ)]‖)`` (docs/substrate.md)."""
+    return 2.0 * G * tv + gap
 
 
 def bias_bound(C_b, stale_drift):

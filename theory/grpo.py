@@ -1,4 +1,4 @@
-"""GRPO's group advantage, importance ratio and clipped surrogate, THEORY.md §1.
+"""GRPO's group advantage, importance ratio and clipped surrogate, docs/theory.md §1.
 
 Every function works on numpy, JAX (also under jit/vmap/grad) and torch (also
 under autograd) arrays: the namespace is taken from the inputs.

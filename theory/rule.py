@@ -1,4 +1,4 @@
-"""The two-constraint learning-rate rule, THEORY.md (36)–(38)."""
+"""The two-constraint learning-rate rule, docs/theory.md (36)–(38)."""
 
 from dataclasses import dataclass
 
@@ -12,9 +12,9 @@ class SafeLearningRate:
     binding: str
     """``"local"`` (η τ ≤ c_loc binds, so η_max ∝ 1/τ) or ``"horizon"`` (η T ≤ c_hor binds, η_max independent of τ)."""
     eta_local: float
-    """``c_loc / τ``, the local constraint alone (36)."""
+    """``c_loc / τ``, the local constraint alone, η τ ≤ c_loc of (36)."""
     eta_horizon: float
-    """``c_hor / T``, the horizon constraint alone (37)."""
+    """``c_hor / T``, the horizon constraint alone, η T ≤ c_hor of (36)."""
     margin: float
     """``eta_slack / eta_max ≥ 1``: how far the constraint that does not bind is from binding."""
     c_loc: float

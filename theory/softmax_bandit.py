@@ -1,4 +1,4 @@
-"""Closed forms of THEORY.md §8 for softmax bandits, derived with sympy, and the analytic constants they give.
+"""Closed forms of docs/theory.md §8 for softmax bandits, derived with sympy, and the analytic constants they give.
 
 Policy ``π(a|x) = softmax_a(φ(x, a)·θ)``; the tabular bandit is ``φ(x, a) = e_a``.
 Two geometric numbers carry every bound:
@@ -126,7 +126,7 @@ def derivations():
         ("d/dh TV(π_θ, π_{θ+hv}) at 0 = ½ Σ_a π_a |v_a − π·v| ≤ ½ √Var_π(v) ≤ ¼ span(v) ≤ 1/(2√2) for ‖v‖₂ = 1 "
          "(log-linear: D/4)", _tv_rate()),
         ("n i.i.d. samples: group TV rate ≤ ½ E|Σ_i (v_{y_i} − π·v)| ≤ ½ √(n Var_π v) ≤ √n/(2√2) "
-         "(THEORY.md's cruder n/(2√2) also holds); checked for K = n = 2", _group_tv_rate()),
+         "(the cruder n/(2√2) of docs/theory.md §8 also holds); checked for K = n = 2", _group_tv_rate()),
         ("∇_θ KL(π_θ ‖ π_ref) = π ⊙ (u − π·u), u = θ − θ_ref; ‖·‖ ≤ √(max π · Var_π u) ≤ span(u)/2 "
          "(log-linear: Cov_π(u·φ, φ), ‖·‖ ≤ (D/√2) span(u·φ)/2)", _kl_gradient()),
         ("G ≤ (D/2)[min(e^m, 1+ε) + min(e^m, c)] + κ‖∇KL‖: only A > 0 terms with ρ ≤ 1+ε and A < 0 terms "
