@@ -1,38 +1,77 @@
-"""Softmax bandit policies with binary verifiable rewards (THEORY.md §8).
+"""Softmax bandit policies with binary verifiable rewards (docs/theory.md §8).
 
 * single prompt: K arms, tabular logits ``θ ∈ R^K``, ``π = softmax(θ)``;
 * multi prompt, log-linear: P prompts, features ``φ(x, a) ∈ R^d``, shared
   ``θ ∈ R^d``, ``π(a|x) = softmax_a(φ(x, a)·θ)``.
 
-Each returns ``log π_θ(a|x)`` as ``[P, K]`` so that :mod:`synthetic.exact`
-treats every discrete policy alike. Beside the policies: sampled group
-gradients (4), a short asynchronous SGD loop (6), (11)–(12), and the bias and
-constants reports behind ``repro bias`` and ``repro constants``.
+Each is a pytree whose ``logp`` returns ``log π_θ(a|x)`` as ``[P, K]``, so that
+:mod:`synthetic.exact` and the engine treat every discrete policy alike. Beside
+the policies: the bias and constants reports behind ``repro bias`` and
+``repro constants`` (U measured on a run of the one engine, :mod:`synthetic.simulate`).
 """
 
+import dataclasses
 import math
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from synthetic.constants import DiscreteTask, ball_pairs, estimate_constants, pair_terms, summarize_terms, \
-    update_bound
-from synthetic.exact import staleness_bias, surrogate_gradient
+from synthetic.constants import ball_pairs, estimate_constants, pair_terms, summarize_terms
+from synthetic.exact import DiscreteTask, staleness_bias
+from synthetic.simulate import RunConfig, SimTask, run
 from theory import softmax_bandit
 from theory.bounds import bias_bound, lemma1_constant
-from theory.grpo import advantages, ratio, surrogate
 
 
-def softmax_logp(theta):
-    """Single-prompt bandit: ``log softmax(θ)`` as a ``[1, K]`` table."""
-    return jax.nn.log_softmax(theta)[None, :]
+class TablePolicy:
+    """Sampling and sampled log-probs of a policy read off its full ``[P, Y]`` table (small answer sets)."""
+
+    def sequence_logp(self, theta, prompt_ids, answer_ids):
+        """``log π_θ(y|x)`` of (prompt, answer) id arrays of equal rank."""
+        return self.logp(theta)[prompt_ids, answer_ids]
+
+    def sample(self, theta, prompt_ids, key, n):
+        """``n`` answers per prompt in ``prompt_ids [B]`` by inverse CDF (one uniform per answer): ids and
+        log-probs ``[B, n]``."""
+        logp = self.logp(theta)[prompt_ids]  # [B, Y]
+        cdf = jnp.cumsum(jnp.exp(logp), axis=-1)
+        u = jax.random.uniform(key, (prompt_ids.shape[0], n), dtype=theta.dtype) * cdf[:, -1:]
+        answers = jnp.minimum(jax.vmap(jnp.searchsorted)(cdf, u), cdf.shape[-1] - 1)
+        return answers, jnp.take_along_axis(logp, answers, axis=-1)
 
 
-def loglinear_logp(theta, features):
-    """Log-linear contextual bandit: ``log softmax_a(φ(x, a)·θ)``, features ``[P, K, d]`` → ``[P, K]``."""
-    return jax.nn.log_softmax(jnp.einsum("pkd,d->pk", features, theta), axis=-1)
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class TabularPolicy(TablePolicy):
+    """Single prompt, ``π = softmax(θ)``."""
+
+    def logp(self, theta):
+        """``log softmax(θ)`` as a ``[1, K]`` table."""
+        return jax.nn.log_softmax(theta)[None, :]
+
+    def score_norm(self, theta):
+        """``‖e_a − π‖ = √(1 − 2π_a + Σ π²)`` ``[1, K]`` (§8)."""
+        pi = jax.nn.softmax(theta)
+        return jnp.sqrt(jnp.maximum(1.0 - 2.0 * pi + jnp.sum(pi * pi), 0.0))[None, :]
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class LogLinearPolicy(TablePolicy):
+    """``π(a|x) = softmax_a(φ(x, a)·θ)`` with fixed features ``[P, K, d]``."""
+
+    features: jax.Array
+
+    def logp(self, theta):
+        """``log softmax_a(φ(x, a)·θ)`` ``[P, K]``."""
+        return jax.nn.log_softmax(jnp.einsum("pkd,d->pk", self.features, theta), axis=-1)
+
+    def score_norm(self, theta):
+        """``‖φ_a − E_π φ‖`` ``[P, K]`` (§8)."""
+        pi = jnp.exp(self.logp(theta))
+        centred = self.features - jnp.einsum("pk,pkd->pd", pi, self.features)[:, None, :]
+        return jnp.sqrt(jnp.sum(centred * centred, axis=-1))
 
 
 # ---------------------------------------------------------------- tasks
@@ -64,7 +103,7 @@ def bandit_task(n_arms, correct, n, eps, kappa=0.0, theta_ref=None, dual_clip=No
     if theta_ref.shape != (n_arms,):
         raise ValueError(f"reference logits have {theta_ref.shape[0]} entries, expected K = {n_arms}")
     reward = jnp.zeros((1, n_arms)).at[0, jnp.asarray(sorted(set(correct)))].set(1.0)
-    return DiscreteTask(softmax_logp, reward, jnp.ones(1), n, eps, kappa, theta_ref, dual_clip)
+    return DiscreteTask(TabularPolicy(), reward, jnp.ones(1), theta_ref, n, eps, kappa, dual_clip)
 
 
 def contextual_task(n_prompts, n_answers, dim, n, eps, kappa=0.0, seed=0, dual_clip=None):
@@ -80,60 +119,9 @@ def contextual_task(n_prompts, n_answers, dim, n, eps, kappa=0.0, seed=0, dual_c
     features = jax.random.normal(key_features, (n_prompts, n_answers, dim)) / math.sqrt(dim)
     correct = jax.random.randint(key_correct, (n_prompts,), 0, n_answers)
     reward = jax.nn.one_hot(correct, n_answers)
-    task = DiscreteTask(partial(loglinear_logp, features=features), reward, jnp.full(n_prompts, 1.0 / n_prompts), n,
-                        eps, kappa, jnp.zeros(dim), dual_clip)
+    task = DiscreteTask(LogLinearPolicy(features), reward, jnp.full(n_prompts, 1.0 / n_prompts), jnp.zeros(dim), n,
+                        eps, kappa, dual_clip)
     return task, features
-
-
-# ---------------------------------------------------------------- sampled gradients and an async loop
-
-
-def group_gradients(task, theta, beta, key, n_groups):
-    """Per-group surrogate gradients ``∇_θ ℓ(θ; β, z_b)`` (3) of ``n_groups`` groups ``z_b ~ D_β``, ``[B, d]``.
-
-    Built from :mod:`theory.grpo` on sampled answers (the Monte-Carlo side of (4), (15)).
-    """
-    logp_beta = task.logp_fn(beta)
-    key_prompt, key_answer = jax.random.split(key)
-    prompts = jax.random.choice(key_prompt, task.reward.shape[0], (n_groups,), p=task.prompt_weights)
-    answers = jax.random.categorical(key_answer, logp_beta[prompts][:, None, :], axis=-1,
-                                     shape=(n_groups, task.n))  # [B, n]
-    rewards = task.reward[prompts[:, None], answers]
-    adv = advantages(rewards)
-    logp_ref = None if task.theta_ref is None else task.logp_fn(task.theta_ref)
-
-    def ell(params, prompt, answer, adv_b):
-        logp = task.logp_fn(params)
-        rho = ratio(logp[prompt, answer], logp_beta[prompt, answer])
-        kl = 0.0 if logp_ref is None else jnp.sum(jnp.exp(logp[prompt]) * (logp[prompt] - logp_ref[prompt]))
-        return surrogate(rho, adv_b, task.eps, kl, task.kappa, task.dual_clip)
-
-    return jax.vmap(jax.grad(ell), in_axes=(None, 0, 0, 0))(theta, prompts, answers, adv)
-
-
-@partial(jax.jit, static_argnames=("task", "tau", "steps", "n_groups", "seed"))
-def async_sgd(task, theta_0, eta, tau, steps, n_groups=None, seed=0):
-    """Asynchronous ascent (6) with rollout reuse (11)–(12): ``β_t = θ_{⌊t/τ⌋τ}``; trajectory ``[steps+1, d]``.
-
-    ``u_t`` is the exact ``g(θ_t, β_t)`` when ``n_groups`` is None, else the
-    minibatch mean of ``n_groups`` sampled group gradients (4).
-    """
-    keys = jax.random.split(jax.random.PRNGKey(seed), steps)
-
-    def step(carry, inputs):
-        theta, beta = carry
-        t, key = inputs
-        beta = jnp.where(t % tau == 0, theta, beta)
-        if n_groups is None:
-            update = surrogate_gradient(task.logp_fn, theta, beta, task.reward, task.prompt_weights, task.n, task.eps,
-                                        task.kappa, task.theta_ref, task.dual_clip)
-        else:
-            update = jnp.mean(group_gradients(task, theta, beta, key, n_groups), axis=0)
-        theta_next = theta + eta * update
-        return (theta_next, beta), theta_next
-
-    _, path = jax.lax.scan(step, (theta_0, theta_0), (jnp.arange(steps), keys))
-    return jnp.concatenate([theta_0[None], path])
 
 
 # ---------------------------------------------------------------- reports
@@ -164,7 +152,7 @@ def analytic_constants(task, center, radius, features=None):
     return {"G": G, "U": G, "L_D": L_D, "L_beta": L_beta, "C_b": float(lemma1_constant(G, L_D, L_beta))}
 
 
-_staleness_bias = jax.jit(staleness_bias, static_argnames=("logp_fn", "n", "dual_clip"))
+_staleness_bias = jax.jit(staleness_bias)
 
 
 def bias_report(task, theta, beta, n_points=64, seed=0):
@@ -178,8 +166,7 @@ def bias_report(task, theta, beta, n_points=64, seed=0):
     if theta.shape != beta.shape or theta.shape != task.theta_ref.shape:
         raise ValueError(f"theta, beta and ref have {theta.shape[0]}, {beta.shape[0]} and "
                          f"{task.theta_ref.shape[0]} entries; they must match")
-    bias, g_stale, g_on = _staleness_bias(task.logp_fn, theta, beta, task.reward, task.prompt_weights, task.n,
-                                          task.eps, task.kappa, task.theta_ref, task.dual_clip)
+    bias, g_stale, g_on = _staleness_bias(task, theta, beta)
     center, radius = (theta + beta) / 2.0, float(jnp.max(jnp.abs(theta - beta))) / 2.0
     thetas, betas = ball_pairs(center, radius, n_points, seed)
     thetas, betas = jnp.concatenate([theta[None], thetas]), jnp.concatenate([beta[None], betas])
@@ -201,8 +188,12 @@ def bias_report(task, theta, beta, n_points=64, seed=0):
         "C_b": constants.C_b,
         "bound": float(bias_bound(constants.C_b, stale_drift)),
         "pointwise_bound": float(here.bound),
+        "pointwise_bound_alt": float(here.bound_alt),
+        "G_here": float(here.G),
+        "G_on": float(here.G_on),
         "tv": float(here.tv),
         "behaviour_gap": float(here.gap),
+        "behaviour_gap_beta": float(here.gap_beta),
         "analytic": {**analytic, "bound": analytic["C_b"] * stale_drift},
         "region": constants.region,
         "n_pairs": constants.n_pairs,
@@ -212,19 +203,22 @@ def bias_report(task, theta, beta, n_points=64, seed=0):
 def constants_report(task, center, radius, n_points=64, seed=0, features=None, tau=4, steps=50, n_groups=8):
     """G, U, L_D, L_β over the ∞-ball of ``radius`` around ``center``, beside their §8 upper bounds.
 
-    U is measured on an async SGD run (sampled groups, reuse τ) from ``center``
+    U is the largest applied update of an async SGD run of the engine (sampled groups, reuse τ) from ``center``
     with ``η = radius / (steps · analytic G)``, so the run cannot leave the ball.
     """
     constants = estimate_constants(task, center, radius, n_points, seed)
     analytic = analytic_constants(task, center, radius, features)
     eta = radius / (steps * analytic["G"])
-    path = async_sgd(task, center, eta, tau, steps, n_groups, seed)
-    report = {
-        "G": constants.G, "U": update_bound(path, eta), "L_D": constants.L_D, "L_beta": constants.L_beta,
-        "C_b": constants.C_b,
+    sim = SimTask.from_problem(task, jnp.asarray(center, float))
+    metrics = _run(sim, RunConfig(steps=steps, batch=n_groups, exact_every=steps, lemma1=False), eta, tau, seed)
+    return {
+        "G": constants.G, "U": float(np.max(metrics["update_norm"])), "L_D": constants.L_D,
+        "L_beta": constants.L_beta, "C_b": constants.C_b,
         **{f"{name}_analytic": value for name, value in analytic.items()},
         "region": constants.region, "n_pairs": constants.n_pairs, "radius": radius,
         "max_pair_distance_inf": constants.max_pair_distance,
         "U_run": {"eta": eta, "tau": tau, "steps": steps, "groups_per_step": n_groups, "seed": seed},
     }
-    return report
+
+
+_run = jax.jit(run, static_argnames=("config",))

@@ -1,9 +1,8 @@
-"""Local constants of THEORY.md §2 for any discrete policy, and Lemma 1 term by term.
+"""Local constants of docs/theory.md §2 for any discrete policy, and both splits of the staleness bias.
 
-A discrete policy is ``logp_fn(θ) → log π_θ(y|x)`` as ``[P, Y]`` (θ a flat vector
-``[d]``) with binary rewards ``[P, Y]`` and prompt weights ``[P]``, as in
-:mod:`synthetic.exact`. A group instance ``z`` is a prompt x, n answers and
-their rewards; its surrogate gradient (3) is
+A :class:`synthetic.exact.DiscreteTask` holds the policy (``logp(θ) → [P, Y]``),
+the reward table ``r̄[P, Y]`` and the knobs of (3). A group instance ``z`` is a
+prompt x, n answers and their rewards; its surrogate gradient (3) is
 
     ∇ℓ(θ; β, z) = (1/n) Σ_i ψ'(ρ_i, A_i) ρ_i ∇log π_θ(y_i|x) − κ ∇KL(π_θ(·|x) ‖ π_ref(·|x)),
 
@@ -11,27 +10,32 @@ with ``ψ' = ∂ψ/∂ρ`` of the clipped term (taken by autodiff of
 :func:`theory.grpo.clipped_term`, so kinks follow the same subgradient as
 :func:`synthetic.exact.surrogate_gradient`) and the KL of the instance's own prompt.
 
-The pointwise primitives (:func:`instance_gradient_bound`, :func:`single_sample_tv`,
-:func:`exact_group_tv`, :func:`behaviour_gap`, :func:`lemma1_bound_at`) are jittable
-and vmappable over (θ, β); ``n`` and ``dual_clip`` are static. The region
-estimators take sups of them over (θ, β) pairs — the secant form of THEORY.md §2.
+The staleness bias ``b = g(θ, β) − g_on(θ)`` splits two ways (docs/substrate.md):
+
+* Lemma 1: ``(E_{D_β} − E_{D_θ})[∇ℓ(θ; β, ·)] + E_{D_θ}[∇ℓ(θ; β, ·) − ∇ℓ(θ; θ, ·)]``, so
+  ``‖b‖ ≤ 2 G · TV + gap`` with ``G = sup_z ‖∇ℓ(θ; β, z)‖`` (its ratios can be huge);
+* the other split: ``(E_{D_β} − E_{D_θ})[∇ℓ(θ; θ, ·)] + E_{D_β}[∇ℓ(θ; β, ·) − ∇ℓ(θ; θ, ·)]``, so
+  ``‖b‖ ≤ 2 G_on · TV + gap_β`` with ``G_on = sup_z ‖∇ℓ(θ; θ, z)‖`` (no ratio: ρ ≡ 1).
+
+The pointwise primitives are jittable and vmappable over (θ, β). The region
+estimators take sups of them over (θ, β) pairs — the secant form of docs/theory.md §2.
 """
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from synthetic.exact import advantage_table, staleness_bias, surrogate_gradient
-from theory.bounds import lemma1_constant
+from synthetic.exact import advantage_table, gradient_mappings
+from theory.bounds import lemma1_constant, split_bound
 from theory.grpo import clipped_term
+from theory.pipeline import per_prompt_kl
 
 MAX_EXACT_INSTANCES = 100_000
-"""Above this many (prompt, answer-multiset) instances G and the group TV switch to upper bounds."""
+"""Above this many (prompt, answer-and-reward multiset) instances G and the group TV switch to upper bounds."""
 
 
 @lru_cache(maxsize=64)
@@ -55,72 +59,67 @@ def exact_is_cheap(n, n_prompts, n_answers, max_instances=MAX_EXACT_INSTANCES):
     return n_prompts * math.comb(n + n_answers - 1, n) <= max_instances
 
 
-def _kl_gradients(logp_fn, theta, theta_ref):
-    """``∇_θ KL(π_θ(·|x) ‖ π_ref(·|x))`` per prompt, ``[P, d]``."""
-    logp_ref = jax.lax.stop_gradient(logp_fn(theta_ref))
-
-    def per_prompt(params):
-        logp = logp_fn(params)
-        return jnp.sum(jnp.exp(logp) * (logp - logp_ref), axis=-1)
-
-    return jax.jacrev(per_prompt)(theta)
+def _kl_gradients(task, theta):
+    """``κ ∇_θ KL(π_θ(·|x) ‖ π_ref(·|x))`` per prompt, ``[P, d]`` (zeros without a KL term)."""
+    if not task.has_kl:
+        return jnp.zeros((task.reward.shape[0], theta.shape[0]))
+    logp_ref = jax.lax.stop_gradient(task.logp(task.theta_ref))
+    return task.kappa * jax.jacrev(lambda params: per_prompt_kl(task.logp(params), logp_ref))(theta)
 
 
-def _sample_coefficients(logp_fn, theta, beta, reward, n, eps, dual_clip):
-    """Per answer y and success count s of the *other* n−1 samples: ``∇ψ = coef[p, y, s] · ∇_θ log π_θ(y|x)``.
-
-    Returns ``coef [P, Y, n] = ψ'(ρ, A(r_y, s)) ρ``.
-    """
-    rho = jnp.exp(logp_fn(theta) - jax.lax.stop_gradient(logp_fn(beta)))  # [P, Y]
-    adv = advantage_table(n)[reward.astype(jnp.int32)]  # [P, Y, n]
-    rho_b = jnp.broadcast_to(rho[..., None], adv.shape)
-    dpsi = jax.grad(lambda r: jnp.sum(clipped_term(r, adv, eps, dual_clip)))(rho_b)
+def _sample_coefficients(task, theta, beta):
+    """``coef [2, P, Y, n] = ψ'(ρ, A(r, s)) ρ`` for a sample of answer y with reward r when s of the other n−1
+    succeed: its gradient is ``coef · ∇_θ log π_θ(y|x)``."""
+    rho = jnp.exp(task.logp(theta) - jax.lax.stop_gradient(task.logp(beta)))  # [P, Y]
+    adv = advantage_table(task.n)[:, None, None, :]  # [2, 1, 1, n]
+    rho_b = jnp.broadcast_to(rho[None, ..., None], (2, *rho.shape, task.n))
+    dpsi = jax.grad(lambda r: jnp.sum(clipped_term(r, adv, task.eps, task.dual_clip)))(rho_b)
     return dpsi * rho_b
 
 
-def instance_gradient_bound(logp_fn, theta, beta, reward, prompt_weights, n, eps, kappa=0.0, theta_ref=None,
-                            dual_clip=None, max_instances=MAX_EXACT_INSTANCES, score_norm=None):
-    """G at one pair (7): ``max_z ‖∇_θ ℓ(θ; β, z)‖`` over every group instance of a prompt with weight > 0.
+def score_norms(task, theta):
+    """``‖∇_θ log π_θ(y|x)‖ [P, Y]``: the policy's closed form where it has one, else from the Jacobian."""
+    closed_form = getattr(task.policy, "score_norm", None)
+    if closed_form is not None:
+        return closed_form(theta)
+    score = jax.jacfwd(task.logp)(theta)
+    return jnp.sqrt(jnp.sum(score * score, axis=-1))
 
-    Exact (a max over all answer multisets, the gradient depends on no order)
-    when ``P·C(n+Y−1, n) ≤ max_instances``; otherwise the upper bound
-    ``max_S (1/n)[S·max_{r=1}‖∇ψ‖ + (n−S)·max_{r=0}‖∇ψ‖] + κ‖∇KL_x‖`` over the
-    feasible success counts S (triangle inequality), where ``‖∇ψ‖ = |coef|·‖∇ log π‖``
-    needs only the score norms: ``score_norm(θ) → [P, Y]`` gives them when the
-    policy has a closed form, else they come from the ``[P, Y, d]`` Jacobian.
-    Without ``theta_ref`` there is no KL term.
+
+def instance_gradient_bound(task, theta, beta, max_instances=MAX_EXACT_INSTANCES, norms=None):
+    """G at one pair (7): ``max_z ‖∇_θ ℓ(θ; β, z)‖`` over every group instance (answers and rewards) of a prompt
+    with weight > 0.
+
+    Exact (a max over all multisets of (answer, reward), the gradient depends on no order) when
+    ``P·C(n+2Y−1, n) ≤ max_instances``; otherwise the upper bound
+    ``max_S (1/n)[S·max_{r=1}‖∇ψ‖ + (n−S)·max_{r=0}‖∇ψ‖] + κ‖∇KL_x‖`` over the feasible success counts S
+    (triangle inequality), where ``‖∇ψ‖ = |coef|·‖∇ log π‖`` needs only the score norms (``norms``, else
+    :func:`score_norms`).
     """
-    coef = _sample_coefficients(logp_fn, theta, beta, reward, n, eps, dual_clip)
-    n_prompts, n_answers = reward.shape
-    no_kl = theta_ref is None or (isinstance(kappa, (int, float)) and kappa == 0)  # κ may be traced (vmapped)
-    kl_grad = (jnp.zeros((n_prompts, theta.shape[0])) if no_kl
-               else kappa * _kl_gradients(logp_fn, theta, theta_ref))  # [P, d]
-    live = prompt_weights > 0
-    if exact_is_cheap(n, n_prompts, n_answers, max_instances):
-        score = jax.jacfwd(logp_fn)(theta)  # [P, Y, d]; forward mode: d ≪ P·Y outputs
-        counts, _ = answer_multisets(n, n_answers)
-        counts = jnp.asarray(counts)  # [C, Y]
-        successes = reward @ counts.T  # [P, C]
-        others = jnp.clip(successes[:, :, None] - reward[:, None, :], 0, n - 1).astype(jnp.int32)  # [P, C, Y]
-        per_answer = jnp.take_along_axis(jnp.broadcast_to(coef[:, None], (*others.shape, n)), others[..., None],
-                                         axis=-1)[..., 0]  # [P, C, Y]
-        grads = jnp.einsum("pcy,pyd->pcd", counts[None] * per_answer / n, score) - kl_grad[:, None, :]
-        norms = jnp.sqrt(jnp.sum(grads * grads, axis=-1))  # [P, C]
-        return jnp.max(jnp.where(live[:, None], norms, 0.0))
-    if score_norm is None:
-        score = jax.jacfwd(logp_fn)(theta)
-        norms = jnp.sqrt(jnp.sum(score * score, axis=-1))
-    else:
-        norms = score_norm(theta)
-    sample_norm = jnp.abs(coef) * norms[..., None]  # [P, Y, n]
-    is_correct = (reward > 0)[..., None]
+    coef = _sample_coefficients(task, theta, beta)  # [2, P, Y, n]
+    n, (n_prompts, n_answers) = task.n, task.reward.shape
+    kl_grad = _kl_gradients(task, theta)  # [P, d]
+    live = task.prompt_weights > 0
+    possible = jnp.stack([task.reward < 1, task.reward > 0])  # [2, P, Y]: reward r can follow answer y
+    if exact_is_cheap(n, n_prompts, 2 * n_answers, max_instances):
+        score = jax.jacfwd(task.logp)(theta)  # [P, Y, d]; forward mode: d ≪ P·Y outputs
+        counts = jnp.asarray(answer_multisets(n, 2 * n_answers)[0])  # [C, 2Y]: (answer y, reward r) at r·Y + y
+        ext_reward = jnp.repeat(jnp.arange(2.0), n_answers)  # [2Y]
+        others = jnp.clip((counts @ ext_reward)[:, None] - ext_reward[None], 0, n - 1).astype(jnp.int32)  # [C, 2Y]
+        ext_coef = jnp.concatenate([coef[0], coef[1]], axis=1)  # [P, 2Y, n]
+        per_answer = ext_coef[:, jnp.arange(2 * n_answers)[None, :], others]  # [P, C, 2Y]
+        weight = counts[None] * per_answer / n
+        grads = jnp.einsum("pcy,pyd->pcd", weight[..., :n_answers] + weight[..., n_answers:], score) - kl_grad[:, None]
+        norm = jnp.sqrt(jnp.sum(grads * grads, axis=-1))  # [P, C]
+        ext_possible = jnp.concatenate([possible[0], possible[1]], axis=1)  # [P, 2Y]
+        feasible = jnp.all((counts[None] == 0) | ext_possible[:, None, :], axis=-1)  # [P, C]
+        return jnp.max(jnp.where(feasible & live[:, None], norm, 0.0))
+    norms = score_norms(task, theta) if norms is None else norms
+    sample_norm = jnp.where(possible[..., None], jnp.abs(coef) * norms[None, ..., None], 0.0)  # [2, P, Y, n]
     s = jnp.arange(n + 1)[None]  # [1, n+1]: the success count S
-    right = jnp.max(jnp.where(is_correct, sample_norm, 0.0), axis=1)  # [P, n]: s = S − 1
-    wrong = jnp.max(jnp.where(is_correct, 0.0, sample_norm), axis=1)  # [P, n]: s = S
-    right = jnp.concatenate([jnp.zeros((n_prompts, 1)), right], axis=1)  # [P, n+1] indexed by S
-    wrong = jnp.concatenate([wrong, jnp.zeros((n_prompts, 1))], axis=1)
-    feasible = ((s == 0) | jnp.any(reward > 0, axis=1)[:, None]) & (
-        (s == n) | jnp.any(reward == 0, axis=1)[:, None])  # [P, n+1]
+    right = jnp.concatenate([jnp.zeros((n_prompts, 1)), jnp.max(sample_norm[1], axis=1)], axis=1)  # s = S − 1
+    wrong = jnp.concatenate([jnp.max(sample_norm[0], axis=1), jnp.zeros((n_prompts, 1))], axis=1)  # s = S
+    feasible = (((s == 0) | jnp.any(possible[1], axis=1)[:, None]) & ((s == n) | jnp.any(possible[0], axis=1)[:, None]))
     per_count = (s * right + (n - s) * wrong) / n + jnp.sqrt(jnp.sum(kl_grad * kl_grad, axis=-1))[:, None]
     return jnp.max(jnp.where(feasible & live[:, None], per_count, 0.0))
 
@@ -151,81 +150,53 @@ def group_tv_bound(logp_a, logp_b, prompt_weights, n, max_instances=MAX_EXACT_IN
     return jnp.minimum(1.0, n * single_sample_tv(logp_a, logp_b, prompt_weights))
 
 
-def behaviour_gap(logp_fn, theta, beta, reward, prompt_weights, n, eps, kappa=0.0, theta_ref=None, dual_clip=None):
-    """Numerator of the secant L_β (10): ``‖E_{z~D_θ}[∇ℓ(θ; β, z) − ∇ℓ(θ; θ, z)]‖``, exactly."""
-    args = (reward, prompt_weights, n, eps, kappa, theta_ref, dual_clip)
-    stale_ratio = surrogate_gradient(logp_fn, theta, beta, *args, sampler=theta)
-    on_policy = surrogate_gradient(logp_fn, theta, theta, *args)
-    difference = stale_ratio - on_policy
-    return jnp.sqrt(jnp.sum(difference * difference))
-
-
 class Lemma1Terms(NamedTuple):
-    """Lemma 1 at one pair (θ, β): ``‖b‖ ≤ 2 G · TV(D_β, D_θ) + gap``, each term exact or an upper bound."""
+    """Both splits of the staleness bias at one pair (θ, β), each term exact or an upper bound."""
 
     bias_norm: jax.Array
     """``‖b‖ = ‖g(θ, β) − g_on(θ)‖`` (17), exact."""
     G: jax.Array
-    """:func:`instance_gradient_bound` at (θ, β)."""
+    """``sup_z ‖∇ℓ(θ; β, z)‖``: :func:`instance_gradient_bound` at (θ, β)."""
+    G_on: jax.Array
+    """``sup_z ‖∇ℓ(θ; θ, z)‖``: the same at (θ, θ), no importance ratio."""
     tv: jax.Array
     """``TV(D_β, D_θ)``: :func:`group_tv_bound`."""
     gap: jax.Array
-    """:func:`behaviour_gap`."""
+    """``‖E_{D_θ}[∇ℓ(θ; β, ·) − ∇ℓ(θ; θ, ·)]‖``, exact: the numerator of the secant L_β (10)."""
+    gap_beta: jax.Array
+    """``‖E_{D_β}[∇ℓ(θ; β, ·) − ∇ℓ(θ; θ, ·)]‖``, exact."""
     bound: jax.Array
-    """``2 G · tv + gap`` ≥ bias_norm."""
+    """Lemma 1: ``2 G · tv + gap`` ≥ bias_norm."""
+    bound_alt: jax.Array
+    """The other split: ``2 G_on · tv + gap_beta`` ≥ bias_norm."""
     distance: jax.Array
     """``‖θ − β‖`` (Euclidean)."""
 
 
-def lemma1_bound_at(logp_fn, theta, beta, reward, prompt_weights, n, eps, kappa=0.0, theta_ref=None,
-                    dual_clip=None, max_instances=MAX_EXACT_INSTANCES, score_norm=None):
-    """Both terms of Lemma 1's split of ``b`` (THEORY.md §4) at one pair, and the exact ‖b‖ they bound.
-
-    ``score_norm``: the policy's closed-form score norms, if any (:func:`instance_gradient_bound`).
-    """
-    args = (reward, prompt_weights, n, eps, kappa, theta_ref, dual_clip)
-    bias, _, _ = staleness_bias(logp_fn, theta, beta, *args)
-    G = instance_gradient_bound(logp_fn, theta, beta, *args, max_instances=max_instances, score_norm=score_norm)
-    tv = group_tv_bound(logp_fn(theta), logp_fn(beta), prompt_weights, n, max_instances)
-    gap = behaviour_gap(logp_fn, theta, beta, *args)
+def lemma1_bound_at(task, theta, beta, max_instances=MAX_EXACT_INSTANCES):
+    """Both splits of ``b`` (docs/theory.md §4, docs/substrate.md) at one pair, and the exact ‖b‖ they bound."""
+    g_stale, g_on, g_theta_beta, g_beta_theta = gradient_mappings(task, theta, beta)
+    n_prompts, n_answers = task.reward.shape
+    norms = None if exact_is_cheap(task.n, n_prompts, 2 * n_answers, max_instances) else score_norms(task, theta)
+    G = instance_gradient_bound(task, theta, beta, max_instances, norms)
+    G_on = instance_gradient_bound(task, theta, theta, max_instances, norms)
+    tv = group_tv_bound(task.logp(theta), task.logp(beta), task.prompt_weights, task.n, max_instances)
+    gap = jnp.sqrt(jnp.sum((g_theta_beta - g_on) ** 2))
+    gap_beta = jnp.sqrt(jnp.sum((g_stale - g_beta_theta) ** 2))
     return Lemma1Terms(
-        bias_norm=jnp.sqrt(jnp.sum(bias * bias)),
+        bias_norm=jnp.sqrt(jnp.sum((g_stale - g_on) ** 2)),
         G=G,
+        G_on=G_on,
         tv=tv,
         gap=gap,
-        bound=2.0 * G * tv + gap,
+        gap_beta=gap_beta,
+        bound=split_bound(G, tv, gap),
+        bound_alt=split_bound(G_on, tv, gap_beta),
         distance=jnp.sqrt(jnp.sum((theta - beta) ** 2)),
     )
 
 
 # ---------------------------------------------------------------- region estimators
-
-
-@dataclass(frozen=True, eq=False)
-class DiscreteTask:
-    """A discrete policy with binary rewards under GRPO: everything the constants depend on but (θ, β)."""
-
-    logp_fn: Callable
-    """``θ [d] → log π_θ(y|x) [P, Y]``."""
-    reward: jax.Array
-    """Binary rewards ``[P, Y]``."""
-    prompt_weights: jax.Array
-    """Prompt distribution ``[P]``."""
-    n: int
-    """Group size."""
-    eps: float
-    """Clip ε of (3)."""
-    kappa: float = 0.0
-    """KL coefficient κ."""
-    theta_ref: jax.Array | None = None
-    """Reference parameters of the KL term (none: no KL)."""
-    dual_clip: float | None = None
-    """Dual-clip constant c > 1, or none."""
-
-    def terms(self, theta, beta):
-        """:func:`lemma1_bound_at` for this task."""
-        return lemma1_bound_at(self.logp_fn, theta, beta, self.reward, self.prompt_weights, self.n, self.eps,
-                               self.kappa, self.theta_ref, self.dual_clip)
 
 
 class RegionConstants(NamedTuple):
@@ -243,19 +214,14 @@ class RegionConstants(NamedTuple):
     """Largest ``‖θ − β‖_∞`` among the pairs (what the analytic bounds of §8 take as their radius)."""
 
 
-@partial(jax.jit, static_argnames=("logp_fn", "n", "dual_clip", "batch_size"))
-def _pair_terms(logp_fn, thetas, betas, reward, prompt_weights, n, eps, kappa, theta_ref, dual_clip, batch_size):
-    def one(pair):
-        return lemma1_bound_at(logp_fn, *pair, reward, prompt_weights, n, eps, kappa, theta_ref, dual_clip)
-
-    return jax.lax.map(one, (thetas, betas), batch_size=batch_size)
+@partial(jax.jit, static_argnames=("batch_size",))
+def _pair_terms(task, thetas, betas, batch_size):
+    return jax.lax.map(lambda pair: lemma1_bound_at(task, *pair), (thetas, betas), batch_size=batch_size)
 
 
 def pair_terms(task, thetas, betas, batch_size=16):
     """:class:`Lemma1Terms` at every pair ``(thetas[i], betas[i])`` (each ``[N, d]``), compiled once per task shape."""
-    return _pair_terms(task.logp_fn, jnp.asarray(thetas, float), jnp.asarray(betas, float), task.reward,
-                       task.prompt_weights, task.n, task.eps, task.kappa, task.theta_ref, task.dual_clip,
-                       min(batch_size, len(thetas)))
+    return _pair_terms(task, jnp.asarray(thetas, float), jnp.asarray(betas, float), min(batch_size, len(thetas)))
 
 
 def summarize_terms(terms, thetas, betas, region):

@@ -1,23 +1,28 @@
-"""Exact population surrogate, gradient mapping and staleness bias, THEORY.md (3), (13)–(17).
+"""Exact population surrogate, gradient mapping and staleness bias, docs/theory.md (3), (13)–(17).
 
-A *discrete policy* is any function ``θ ↦ log π_θ(y|x)`` returning an array
-``[P, Y]`` over an enumerable answer set, with a binary reward table
-``r[P, Y]`` and prompt weights ``w[P]``. Group instances are exchangeable, so
+A :class:`DiscreteTask` is a GRPO problem over an enumerable answer set: a policy
+whose ``logp(θ)`` is the table ``log π_θ(y|x)`` ``[P, Y]``, a reward table
+``r̄[P, Y]`` (the probability that answer y to prompt x earns reward 1: 0/1 for
+verifiable rewards, in between for noisy ones), prompt weights ``w[P]`` and the
+knobs of (3). Group instances are exchangeable and rewards independent given
+the answers, so
 
-    J(θ; β) = Σ_x w_x [ Σ_y π_σ(y|x) Σ_s Bin(s; n−1, p_σ(x)) ψ(ρ_θβ(y), A(r(y), s)) − κ KL(π_θ‖π_ref) ]
+    J(θ; β) = Σ_x w_x [ Σ_y π_σ(y|x) Σ_{r∈{0,1}} P(r|x,y) Σ_s Bin(s; n−1, p_σ(x)) ψ(ρ_θβ(y), A(r, s)) − κ KL_x ]
 
-with ``σ = β`` the sampling policy, ``p_σ(x)`` its success probability,
-``ψ`` the clipped term of (3) and ``A(r, s)`` the advantage (1) of a sample with
-reward ``r`` in a group where ``s`` of the other ``n − 1`` samples succeed.
+with ``σ = β`` the sampling policy, ``p_σ(x) = Σ_y π_σ(y|x) r̄(x,y)`` its success
+probability, ``ψ`` the clipped term of (3) and ``A(r, s)`` the advantage (1) of a
+sample with reward ``r`` in a group where ``s`` of the other ``n − 1`` succeed.
 ``ψ`` is linear in ``A`` on each sign and ``A(r, ·)`` keeps one sign per reward, so
 the sum over ``s`` moves inside ``ψ`` as the mean advantage ``Ā_r(x)``, and
-``g(θ, β) = ∇_θ J`` with β held fixed (13) costs ``O(P·Y)``, not ``O(P·Y^n)``;
-:func:`enumerated_surrogate` and :func:`enumerated_gradient` are the ``Y^n``
-oracles the tests compare against.
+``g(θ, β) = ∇_θ J`` with β held fixed (13) costs ``O(P·Y)``, not ``O(P·(2Y)^n)``;
+:func:`enumerated_surrogate` and :func:`enumerated_gradient` are the oracles over
+every ordered group and reward vector that the tests compare against.
 """
 
+import dataclasses
 import itertools
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +30,44 @@ import numpy as np
 from jax.scipy.special import gammaln
 
 from theory.grpo import advantages, clipped_term, ratio
+from theory.pipeline import per_prompt_kl
+
+STATIC = dict(metadata=dict(static=True))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class DiscreteTask:
+    """A discrete policy under GRPO (3): everything the population quantities depend on but (θ, β). A pytree:
+    arrays are leaves, the knobs of (3) static."""
+
+    policy: Any
+    """Has ``logp(θ [d]) → log π_θ(y|x) [P, Y]`` (and, for the engine, ``sequence_logp`` and ``sample``)."""
+    reward: jax.Array
+    """``r̄ [P, Y]``: probability of reward 1 (binary rewards: 0/1)."""
+    prompt_weights: jax.Array
+    """Prompt distribution ``[P]``."""
+    theta_ref: jax.Array | None = None
+    """Reference parameters of the KL term (none: no KL)."""
+    n: int = dataclasses.field(default=8, **STATIC)
+    """Group size."""
+    eps: float = dataclasses.field(default=0.2, **STATIC)
+    """Clip ε of (3)."""
+    kappa: float = dataclasses.field(default=0.0, **STATIC)
+    """KL coefficient κ."""
+    dual_clip: float | None = dataclasses.field(default=None, **STATIC)
+    """Dual-clip constant c > 1 + ε, or none."""
+
+    def logp(self, theta):
+        """``log π_θ(y|x)`` ``[P, Y]``."""
+        return self.policy.logp(theta)
+
+    @property
+    def has_kl(self):
+        """Whether (3) has a KL term."""
+        if self.kappa and self.theta_ref is None:
+            raise ValueError(f"kappa = {self.kappa} needs a reference policy")
+        return bool(self.kappa)
 
 
 def advantage_table(n):
@@ -49,73 +92,74 @@ def binomial_pmf(p, n_minus_1):
     return jnp.exp(log_choose) * jnp.where(s == 0, 1.0, p**s) * jnp.where(s == n_minus_1, 1.0, (1.0 - p) ** (n_minus_1 - s))
 
 
-def _has_kl(kappa, logp_ref):
-    """Whether (3) has a KL term: a reference is given (κ may then be traced, e.g. vmapped)."""
-    if logp_ref is None and isinstance(kappa, (int, float)) and kappa != 0:
-        raise ValueError(f"kappa = {kappa} needs a reference policy")
-    return logp_ref is not None
-
-
 def exact_kl(logp_theta, logp_ref, prompt_weights):
     """Exact ``E_x KL(π_θ(·|x) ‖ π_ref(·|x))`` of a discrete policy."""
-    per_prompt = jnp.sum(jnp.exp(logp_theta) * (logp_theta - logp_ref), axis=-1)
-    return jnp.sum(prompt_weights * per_prompt)
+    return jnp.sum(prompt_weights * per_prompt_kl(logp_theta, logp_ref))
 
 
-def population_surrogate(logp_theta, logp_beta, logp_sampler, reward, prompt_weights, n, eps, kappa=0.0,
-                         logp_ref=None, dual_clip=None):
-    """Population surrogate ``E_{z ~ D_σ}[ℓ(θ; β, z)]`` of (3), exactly.
+def population_surrogate(task, logp_theta, logp_beta, logp_sampler, logp_ref=None):
+    """Population surrogate ``E_{z ~ D_σ}[ℓ(θ; β, z)]`` of (3), exactly, from ``[P, Y]`` log-prob tables.
 
     ``logp_beta`` enters only the ratio's denominator, ``logp_sampler`` (σ) only
     the sampling distribution: σ = β gives ``J(θ; β)`` (13); σ = θ (held fixed)
-    gives the on-policy expectation of (10). All log-prob arrays are ``[P, Y]``.
+    gives the on-policy expectation of (10).
     """
     pi_sampler = jnp.exp(logp_sampler)
-    p_success = jnp.sum(pi_sampler * reward, axis=-1)  # [P]
-    group_weights = binomial_pmf(p_success, n - 1)  # [P, n]
+    p_success = jnp.sum(pi_sampler * task.reward, axis=-1)  # [P]
+    mean_adv = binomial_pmf(p_success, task.n - 1) @ advantage_table(task.n).T  # [P, 2]: Ā_0, Ā_1 per prompt
     # ψ(ρ, A) is linear in A on each half-line, and A(r, s) has one sign for each r (≥ 0 for r = 1, ≤ 0 for
-    # r = 0), so Σ_s Bin(s) ψ(ρ, A(r, s)) = ψ(ρ, Ā_r) with Ā_r = Σ_s Bin(s) A(r, s): O(P·Y), not O(P·Y·n).
-    mean_adv = group_weights @ advantage_table(n).T  # [P, 2]: Ā_0, Ā_1 per prompt
-    adv = jnp.where(reward > 0, mean_adv[:, 1:], mean_adv[:, :1])  # [P, Y]
-    psi = clipped_term(ratio(logp_theta, logp_beta), adv, eps, dual_clip)  # [P, Y]
-    per_prompt = jnp.sum(pi_sampler * psi, axis=-1)
-    objective = jnp.sum(prompt_weights * per_prompt)
-    if _has_kl(kappa, logp_ref):
-        objective = objective - kappa * exact_kl(logp_theta, logp_ref, prompt_weights)
+    # r = 0), so Σ_s Bin(s) ψ(ρ, A(r, s)) = ψ(ρ, Ā_r): O(P·Y), not O(P·Y·n).
+    rho = ratio(logp_theta, logp_beta)
+    psi = (task.reward * clipped_term(rho, mean_adv[:, 1:], task.eps, task.dual_clip)
+           + (1.0 - task.reward) * clipped_term(rho, mean_adv[:, :1], task.eps, task.dual_clip))  # [P, Y]
+    objective = jnp.sum(task.prompt_weights * jnp.sum(pi_sampler * psi, axis=-1))
+    if task.has_kl:
+        objective = objective - task.kappa * exact_kl(logp_theta, logp_ref, task.prompt_weights)
     return objective
 
 
-def surrogate_gradient(logp_fn, theta, beta, reward, prompt_weights, n, eps, kappa=0.0, theta_ref=None,
-                       dual_clip=None, sampler=None):
+def surrogate_gradient(task, theta, beta, sampler=None):
     """Population gradient mapping ``g(θ, β) = E_{z~D_β}[∇_θ ℓ(θ; β, z)]`` (13).
 
     ``sampler`` defaults to β; pass θ for ``E_{z~D_θ}[∇_θ ℓ(θ; β, z)]`` (10).
     """
-    logp_beta = jax.lax.stop_gradient(logp_fn(beta))
-    logp_sampler = logp_beta if sampler is None else jax.lax.stop_gradient(logp_fn(sampler))
-    logp_ref = None if theta_ref is None else jax.lax.stop_gradient(logp_fn(theta_ref))
-
-    def objective(params):
-        return population_surrogate(logp_fn(params), logp_beta, logp_sampler, reward, prompt_weights, n, eps,
-                                    kappa, logp_ref, dual_clip)
-
-    return jax.grad(objective)(theta)
+    logp_beta = jax.lax.stop_gradient(task.logp(beta))
+    logp_sampler = logp_beta if sampler is None else jax.lax.stop_gradient(task.logp(sampler))
+    logp_ref = jax.lax.stop_gradient(task.logp(task.theta_ref)) if task.has_kl else None
+    return jax.grad(lambda params: population_surrogate(task, task.logp(params), logp_beta, logp_sampler,
+                                                        logp_ref))(theta)
 
 
-def staleness_bias(logp_fn, theta, beta, reward, prompt_weights, n, eps, kappa=0.0, theta_ref=None, dual_clip=None):
+def staleness_bias(task, theta, beta):
     """Exact staleness bias (16)–(17): ``b = g(θ, β) − g_on(θ)``; returns ``(b, g(θ,β), g_on(θ))``."""
-    args = (reward, prompt_weights, n, eps, kappa, theta_ref, dual_clip)
-    g_stale = surrogate_gradient(logp_fn, theta, beta, *args)
-    g_on = surrogate_gradient(logp_fn, theta, theta, *args)
+    g_stale = surrogate_gradient(task, theta, beta)
+    g_on = surrogate_gradient(task, theta, theta)
     return g_stale - g_on, g_stale, g_on
+
+
+def gradient_mappings(task, theta, beta):
+    """The four population gradients of Lemma 1's two splits at (θ, β), sharing one backward pass through the
+    policy: ``[4, d]`` rows ``E_{D_β}[∇ℓ(θ;β)] = g(θ,β)``, ``E_{D_θ}[∇ℓ(θ;θ)] = g_on(θ)``, ``E_{D_θ}[∇ℓ(θ;β)]``
+    (10) and ``E_{D_β}[∇ℓ(θ;θ)]`` (the alternative split, docs/substrate.md)."""
+    logp_theta, backward = jax.vjp(task.logp, theta)
+    held = jax.lax.stop_gradient(logp_theta)
+    logp_beta = jax.lax.stop_gradient(task.logp(beta))
+    logp_ref = jax.lax.stop_gradient(task.logp(task.theta_ref)) if task.has_kl else None
+    table_gradient = jax.grad(population_surrogate, argnums=1)
+    # (ratio denominator, sampler) of each row
+    tables = jnp.stack([table_gradient(task, logp_theta, denominator, sampler, logp_ref)
+                        for denominator, sampler in ((logp_beta, logp_beta), (held, held), (logp_beta, held),
+                                                     (held, logp_beta))])
+    return jax.vmap(backward)(tables)[0]
 
 
 def group_tv(logp_a, logp_b, prompt_weights, n):
     """Exact ``TV(D_a, D_b)`` of n-sample group distributions (9), ``½ Σ |P − Q|``.
 
-    The likelihood ratio of a group depends only on its answer counts, so the
-    sum runs over the ``C(n+Y−1, n)`` count vectors with multinomial weights
-    instead of the ``Y^n`` ordered groups. Numpy, for moderate ``Y`` and ``n``.
+    The likelihood ratio of a group depends only on its answer counts (rewards
+    have the same law given the answers under both), so the sum runs over the
+    ``C(n+Y−1, n)`` count vectors with multinomial weights instead of the ``Y^n``
+    ordered groups. Numpy, for moderate ``Y`` and ``n``.
     """
     logp_a, logp_b = np.asarray(logp_a, float), np.asarray(logp_b, float)
     n_answers = logp_a.shape[-1]
@@ -129,50 +173,57 @@ def group_tv(logp_a, logp_b, prompt_weights, n):
     return float(np.sum(np.asarray(prompt_weights) * per_prompt))
 
 
-def enumerated_surrogate(logp_theta, logp_beta, logp_sampler, reward, prompt_weights, n, eps, kappa=0.0,
-                         logp_ref=None, dual_clip=None):
-    """Test oracle for :func:`population_surrogate`: the sum over all ``Y^n`` ordered groups.
+def _outcomes(n):
+    """Every reward vector of a group, ``[2^n, n]``."""
+    return np.array(list(itertools.product((0.0, 1.0), repeat=n)))
 
-    Plain numpy; each group's advantages come from :func:`theory.grpo.advantages`.
-    """
+
+def enumerated_surrogate(task, logp_theta, logp_beta, logp_sampler, logp_ref=None):
+    """Test oracle for :func:`population_surrogate`: the sum over all ``Y^n`` ordered groups and ``2^n`` reward
+    vectors. Plain numpy; each group's advantages come from :func:`theory.grpo.advantages`."""
     logp_theta, logp_beta, logp_sampler, reward = (np.asarray(a, float) for a in
-                                                   (logp_theta, logp_beta, logp_sampler, reward))
+                                                   (logp_theta, logp_beta, logp_sampler, task.reward))
     n_prompts, n_answers = logp_theta.shape
-    groups = np.array(list(itertools.product(range(n_answers), repeat=n)))  # [Y^n, n]
+    groups, outcomes = np.array(list(itertools.product(range(n_answers), repeat=task.n))), _outcomes(task.n)
     total = 0.0
     for x in range(n_prompts):
-        prob = np.exp(logp_sampler[x][groups].sum(axis=1))
-        adv = advantages(reward[x][groups])
-        rho = ratio(logp_theta[x][groups], logp_beta[x][groups])
-        total += prompt_weights[x] * np.sum(prob * np.mean(clipped_term(rho, adv, eps, dual_clip), axis=1))
-    if _has_kl(kappa, logp_ref):
-        total -= kappa * float(exact_kl(logp_theta, np.asarray(logp_ref, float), np.asarray(prompt_weights, float)))
+        prob_r = reward[x][groups]  # [G, n]
+        for r in outcomes:
+            prob = np.exp(logp_sampler[x][groups].sum(axis=1)) * np.prod(np.where(r > 0, prob_r, 1.0 - prob_r), axis=1)
+            rho = ratio(logp_theta[x][groups], logp_beta[x][groups])
+            adv = advantages(np.broadcast_to(r, groups.shape))
+            terms = np.mean(clipped_term(rho, adv, task.eps, task.dual_clip), axis=1)
+            total += float(task.prompt_weights[x]) * np.sum(prob * terms)
+    if task.has_kl:
+        total -= task.kappa * float(exact_kl(logp_theta, np.asarray(logp_ref, float),
+                                             np.asarray(task.prompt_weights, float)))
     return total
 
 
-def enumerated_gradient(logp_fn, theta, beta, reward, prompt_weights, n, eps, kappa=0.0, theta_ref=None,
-                        dual_clip=None, sampler=None):
-    """Test oracle for :func:`surrogate_gradient`: ``Σ_groups P_σ(group) ∇_θ ℓ(θ; β, group)`` over all ``Y^n`` ordered groups.
-
-    Each group's advantages come from :func:`theory.grpo.advantages` on its own
-    rewards, its ratios from :func:`theory.grpo.ratio`; no binomial shortcut.
-    """
-    logp_beta = logp_fn(beta)
-    logp_sampler = logp_beta if sampler is None else logp_fn(sampler)
-    logp_ref = None if theta_ref is None else logp_fn(theta_ref)
-    n_prompts, n_answers = reward.shape
-    groups = jnp.asarray(list(itertools.product(range(n_answers), repeat=n)))  # [Y^n, n]
+def enumerated_gradient(task, theta, beta, sampler=None):
+    """Test oracle for :func:`surrogate_gradient`: ``Σ_z P_σ(z) ∇_θ ℓ(θ; β, z)`` over every ordered group and
+    reward vector. Each group's advantages come from :func:`theory.grpo.advantages` on its own rewards, its ratios
+    from :func:`theory.grpo.ratio`; no binomial shortcut."""
+    logp_beta = task.logp(beta)
+    logp_sampler = logp_beta if sampler is None else task.logp(sampler)
+    logp_ref = task.logp(task.theta_ref) if task.has_kl else None
+    n_prompts, n_answers = task.reward.shape
+    groups = jnp.asarray(list(itertools.product(range(n_answers), repeat=task.n)))  # [G, n]
+    outcomes = jnp.asarray(_outcomes(task.n))  # [R, n]
 
     def objective(params):
-        logp = logp_fn(params)
+        logp = task.logp(params)
         total = 0.0
         for x in range(n_prompts):
-            prob = jnp.exp(jnp.sum(logp_sampler[x][groups], axis=1))
-            rho = ratio(logp[x][groups], logp_beta[x][groups])
-            terms = jnp.mean(clipped_term(rho, advantages(reward[x][groups]), eps, dual_clip), axis=1)
-            total = total + prompt_weights[x] * jnp.sum(prob * terms)
-        if _has_kl(kappa, logp_ref):
-            total = total - kappa * exact_kl(logp, logp_ref, prompt_weights)
+            prob_r = task.reward[x][groups]  # [G, n]
+            p_outcome = jnp.prod(jnp.where(outcomes[:, None] > 0, prob_r[None], 1.0 - prob_r[None]), axis=-1)  # [R, G]
+            prob = jnp.exp(jnp.sum(logp_sampler[x][groups], axis=1))[None] * p_outcome
+            rho = ratio(logp[x][groups], logp_beta[x][groups])[None]  # [1, G, n]
+            adv = advantages(jnp.broadcast_to(outcomes[:, None], (*p_outcome.shape, task.n)))
+            terms = jnp.mean(clipped_term(rho, adv, task.eps, task.dual_clip), axis=-1)
+            total = total + task.prompt_weights[x] * jnp.sum(prob * terms)
+        if task.has_kl:
+            total = total - task.kappa * exact_kl(logp, logp_ref, task.prompt_weights)
         return total
 
     return jax.grad(objective)(theta)

@@ -1,31 +1,115 @@
-"""Asynchronous GRPO on a synthetic task, THEORY.md (4)–(6), (11)–(12), with every §6 metric.
+"""Asynchronous GRPO on a discrete task, docs/theory.md (4)–(6), (11)–(12): the one engine loop, with every §6 metric.
 
-Pipeline (§3): the batch sampled from ``θ_{kτ}`` is consumed for τ learner
-steps, ``τ_t = t mod τ`` and ``β_t = θ_{t−τ_t}``; each step uses the whole batch
-or the ``τ_t``-th of τ disjoint slices (group b belongs to slice ``b mod τ``).
-The run is one ``lax.scan`` and η, τ and the seed are traced, so one compiled
-function serves a whole (τ, η, seed) grid.
+Pipeline (§3, :mod:`theory.pipeline`): the rollout of ``θ_{kτ}`` is consumed for
+τ learner steps, ``τ_t = t mod τ`` and ``β_t = θ_{t−τ_t}``. Every step takes a
+minibatch of B groups, so the gradient noise per step does not depend on τ:
 
-Metrics at step t describe ``θ_t`` and the update ``u_t`` it takes. Batch
-metrics are recorded every step; the exact population ones (``val_reward``,
-``kl_ref``, ``trunc_prob``, ``bias_norm`` and Lemma 1's ``bias_bound``) sum over
-every prompt and answer, so they are computed once per block of ``exact_every``
-steps (NaN elsewhere), at the block's step of largest lag τ_t: the staleness
-Theorem 1 bounds, where a sync step would show no bias at all.
+* ``reuse = whole``: the rollout is B groups, consumed whole by each of the τ steps
+  (θ_t is then measured on the batch it was fitted to);
+* ``reuse = slices``: the rollout is τ·B groups and step t consumes the τ_t-th of
+  τ disjoint slices (TRL's ``steps_per_generation``). The groups of a rollout are
+  i.i.d. draws from π_β, so the engine draws each slice when it is consumed:
+  the same law, and no batch whose size depends on τ.
+
+``gradient = exact`` replaces the sampled ĝ(θ_t; β_t) (4) by its expectation
+g(θ_t, β_t) (13), computed exactly (:mod:`synthetic.exact`).
+
+The applied update is ``u_t = (θ_{t+1} − θ_t)/η`` (6): the optimiser's step
+(SGD or Adam, optionally after a gradient-norm clip) divided by η, times the
+ESS scale if any, then clipped to ``‖u_t‖ ≤ update_clip`` — the clip that
+enforces Assumption (8)'s U, whatever the optimiser does.
+
+The run is one ``lax.scan`` over blocks of ``exact_every`` steps; η, τ and the
+seed are traced and the task is a pytree argument, so one compiled function
+serves a whole (τ, η, seed) grid. Batch metrics, the exact train ``success`` and
+``theta_proj`` are recorded every step; the population probes (``val_reward``,
+``kl_ref``, ``trunc_prob``, ``bias_norm``, both bias bounds and their terms) once
+per block, at its most stale step (τ_t = τ − 1 for τ ≤ exact_every), NaN elsewhere.
 """
 
+import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from synthetic.constants import lemma1_bound_at
-from synthetic.exact import exact_kl, staleness_bias
-from synthetic.tasks import success
+from synthetic.exact import DiscreteTask, exact_kl, staleness_bias, surrogate_gradient
 from theory.grpo import advantages, clip_fraction, effective_sample_size, ratio, surrogate
-from theory.metrics import cosine, l2_norm
+from theory.metrics import PROJECTIONS, cosine, l2_norm, project, step_statistics
+from theory.pipeline import behaviour_step, ess_scaled_eta, is_sync, lag, per_prompt_kl
+
+STATIC = dict(metadata=dict(static=True))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class SimTask:
+    """A task ready for the engine: the GRPO problem on the train prompts plus what the metrics need. A pytree.
+
+    The reward table must be ``r̄(x, y) = ended_reward·[y ends] + Σ_k accept_gain[x, k]·[y = accept_ids[x, k]]``
+    (checked by :meth:`check`), so the exact success needs only the accepted answers' log-probs and, with
+    ``ended_reward > 0``, the policy's truncation probability: no ``[P, Y]`` table per step.
+    """
+
+    problem: DiscreteTask
+    """Policy, reward table, train-prompt weights and the knobs of (3)."""
+    theta_0: jax.Array
+    """Initial parameters, also the reference of ``kl_ref``."""
+    val_weights: jax.Array
+    """``[P]`` weights of the held-out prompts."""
+    accept_prompts: jax.Array
+    """``[A]`` prompt of each accepted (prompt, answer) pair: answers whose reward probability exceeds
+    ``ended_reward``."""
+    accept_ids: jax.Array
+    """``[A]`` the pair's answer."""
+    accept_gain: jax.Array
+    """``[A]`` its reward probability minus ``ended_reward``."""
+    ended_reward: float = dataclasses.field(default=0.0, **STATIC)
+    """Reward probability of every other answer that ends (truncated answers earn 0)."""
+    name: str = dataclasses.field(default="task", **STATIC)
+
+    @classmethod
+    def from_problem(cls, problem, theta_0, val_weights=None, name="task", ended_reward=0.0):
+        """A task whose accepted answers are read off the reward table (held-out prompts: the train ones)."""
+        prompts, ids = np.nonzero(np.asarray(problem.reward) > ended_reward)
+        gain = np.asarray(problem.reward)[prompts, ids] - ended_reward
+        return cls(problem, jnp.asarray(theta_0, float),
+                   problem.prompt_weights if val_weights is None else jnp.asarray(val_weights),
+                   jnp.asarray(prompts), jnp.asarray(ids), jnp.asarray(gain), ended_reward, name)
+
+    def check(self):
+        """Raise if the reward table is not of the form the fast ``success`` assumes."""
+        policy, table = self.problem.policy, np.asarray(self.problem.reward)
+        expected = np.full(table.shape, self.ended_reward)
+        if hasattr(policy, "truncated"):
+            expected[:, np.asarray(policy.truncated)] = 0.0
+        np.add.at(expected, (np.asarray(self.accept_prompts), np.asarray(self.accept_ids)), np.asarray(self.accept_gain))
+        if not np.allclose(expected, table, atol=1e-12):
+            raise ValueError(f"task {self.name}: reward table is not ended_reward + accepted gains")
+        return self
+
+
+def success(task, theta, weights):
+    """Exact expected reward ``Σ_x w_x Σ_y π_θ(y|x) r̄(x, y)``, from the accepted answers and the truncation."""
+    policy = task.problem.policy
+    accepted = task.accept_gain * jnp.exp(policy.sequence_logp(theta, task.accept_prompts, task.accept_ids))
+    value = jnp.sum(weights[task.accept_prompts] * accepted)
+    if task.ended_reward:
+        value = value + task.ended_reward * jnp.sum(weights * (1.0 - truncation(task, theta)))
+    return value
+
+
+def truncation(task, theta):
+    """``P(the answer never ends | x)`` ``[P]``: 0 for policies without an end token."""
+    policy = task.problem.policy
+    if hasattr(policy, "truncation"):
+        return policy.truncation(theta)
+    return jnp.zeros(task.problem.prompt_weights.shape[0])
 
 
 @dataclass(frozen=True)
@@ -35,37 +119,50 @@ class RunConfig:
     steps: int = 2000
     """Learner steps T."""
     batch: int = 16
-    """Groups per rollout batch B."""
+    """Groups per learner step B."""
     optimizer: str = "sgd"
     """``"sgd"`` or ``"adam"``."""
     beta1: float = 0.9
     """Adam's first-moment decay (momentum); ignored by SGD."""
     clip_norm: float | None = None
-    """Global gradient-norm clip (enforces Assumption 1's U); none: off."""
-    reuse: str = "whole"
-    """``"whole"``: every step uses the whole batch; ``"slices"``: step τ_t uses slice τ_t of τ."""
+    """Global norm clip of the gradient before the optimiser (does not bound Adam's update); none: off."""
+    update_clip: float | None = None
+    """Clip of the applied update, ‖u_t‖ ≤ this (enforces (8)'s U whatever the optimiser); none: off."""
+    reuse: str = "slices"
+    """``"slices"``: step t consumes slice τ_t of a τ·B-group rollout; ``"whole"``: every step the same B groups."""
+    gradient: str = "sampled"
+    """``"sampled"``: ĝ from the minibatch (4); ``"exact"``: its expectation g(θ_t, β_t) (13)."""
     exact_every: int = 10
-    """Exact population metrics once per this many steps, at the most stale one (NaN elsewhere)."""
+    """Population probes once per this many steps, at the most stale one (NaN elsewhere)."""
     lemma1: bool = True
-    """Also record Lemma 1's ``bias_bound`` beside ``bias_norm`` (score norms per evaluation: the task's closed
-    form where it has one, else a Jacobian of the table)."""
+    """Also record both bias bounds and their terms beside ``bias_norm``."""
     ess_base: float | None = None
     """ESS-scaled learning rate η_t = η·min(1, ess_t/ess_base), as VCPO does; none: fixed η."""
+    trajectory: bool = False
+    """Also return θ_t at every step (``theta``, ``[T, d]``): for small tasks and tests."""
+    learner_dtype: str = "float64"
+    """Precision of the learner loop (``float32`` halves its cost); the probes always run in the task's own."""
 
     def __post_init__(self):
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer {self.optimizer!r} is not sgd or adam")
-        if self.reuse not in ("whole", "slices"):
-            raise ValueError(f"reuse {self.reuse!r} is not whole or slices")
+        for name, allowed in (("optimizer", ("sgd", "adam")), ("reuse", ("whole", "slices")),
+                              ("gradient", ("sampled", "exact")), ("learner_dtype", ("float32", "float64"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} {getattr(self, name)!r} is not {' or '.join(allowed)}")
         for name in ("steps", "batch", "exact_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)} must be ≥ 1")
         if self.steps % self.exact_every:
             raise ValueError(f"steps = {self.steps} must be a multiple of exact_every = {self.exact_every}")
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            raise ValueError(f"clip_norm = {self.clip_norm} must be > 0")
+        for name in ("clip_norm", "update_clip"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < float("inf"):
+                raise ValueError(f"{name} = {value} must be finite and > 0")
+        if not 0 <= self.beta1 < 1:
+            raise ValueError(f"beta1 = {self.beta1} must be in [0, 1)")
         if self.ess_base is not None and not 0 < self.ess_base <= 1:
             raise ValueError(f"ess_base = {self.ess_base} must be in (0, 1] (ess is normalised)")
+        if self.ess_base is not None and self.gradient == "exact":
+            raise ValueError("ess_base needs sampled batches: the exact gradient has no ratios to weigh")
 
 
 def optimizer(config, eta):
@@ -77,6 +174,7 @@ def optimizer(config, eta):
 class Batch(NamedTuple):
     prompts: jax.Array  # [B]
     answers: jax.Array  # [B, n]
+    rewards: jax.Array  # [B, n] drawn with probability r̄(x, y)
     logp_beta: jax.Array  # [B, n] behaviour log-probs recorded at sampling time
     version: jax.Array  # learner step whose weights sampled it
 
@@ -94,124 +192,156 @@ class Carry(NamedTuple):
 
 
 def sample_batch(task, theta, key, n_groups, version):
-    """B groups ``z ~ D_θ`` on the train prompts, with behaviour log-probs (the rollout worker)."""
+    """B groups ``z ~ D_θ`` on the train prompts, with rewards and behaviour log-probs (the rollout worker)."""
     problem = task.problem
-    key_prompt, key_answer = jax.random.split(key)
+    key_prompt, key_answer, key_reward = jax.random.split(key, 3)
     prompts = jax.random.choice(key_prompt, problem.prompt_weights.shape[0], (n_groups,), p=problem.prompt_weights)
-    if task.answer_sampler is not None:
-        answers = task.answer_sampler(theta, prompts, key_answer, problem.n)
-    else:
-        # inverse CDF: one uniform per answer instead of a Gumbel per (answer, candidate) as categorical draws
-        cdf = jnp.cumsum(jnp.exp(problem.logp_fn(theta)[prompts]), axis=-1)  # [B, Y]
-        u = jax.random.uniform(key_answer, (n_groups, problem.n)) * cdf[:, -1:]
-        answers = jnp.minimum(jax.vmap(jnp.searchsorted)(cdf, u), cdf.shape[-1] - 1)
-    return Batch(prompts, answers, task.sampled_logp(theta, prompts, answers), jnp.asarray(version))
+    answers, logp = problem.policy.sample(theta, prompts, key_answer, problem.n)
+    draw = jax.random.uniform(key_reward, answers.shape, dtype=theta.dtype)
+    rewards = (draw < problem.reward[prompts[:, None], answers]).astype(theta.dtype)
+    return Batch(prompts, answers, rewards, logp, jnp.asarray(version))
 
 
-def batch_objective(theta, task, batch, weights):
-    """Minibatch surrogate (4): weighted mean over groups of ℓ(θ; β, z_b), sequence-level ratios (2)."""
+def batch_objective(theta, task, batch):
+    """Minibatch surrogate (4): mean over groups of ℓ(θ; β, z_b), sequence-level ratios (2)."""
     problem = task.problem
-    rewards = problem.reward[batch.prompts[:, None], batch.answers]
-    rho = ratio(task.sampled_logp(theta, batch.prompts, batch.answers), batch.logp_beta)
+    rho = ratio(problem.policy.sequence_logp(theta, batch.prompts[:, None], batch.answers), batch.logp_beta)
     kl = 0.0
-    if problem.kappa:
-        logp = problem.logp_fn(theta)
-        logp_ref = jax.lax.stop_gradient(problem.logp_fn(problem.theta_ref))
-        kl = jnp.sum(jnp.exp(logp[batch.prompts]) * (logp[batch.prompts] - logp_ref[batch.prompts]), axis=-1)
-    adv = advantages(rewards)
-    per_group = surrogate(rho, adv, problem.eps, kl, problem.kappa, problem.dual_clip)
-    return jnp.sum(weights * per_group) / jnp.sum(weights), (rho, adv, rewards)
+    if problem.has_kl:
+        logp_ref = jax.lax.stop_gradient(problem.logp(problem.theta_ref))[batch.prompts]
+        kl = per_prompt_kl(problem.logp(theta)[batch.prompts], logp_ref)
+    adv = advantages(batch.rewards)
+    return jnp.mean(surrogate(rho, adv, problem.eps, kl, problem.kappa, problem.dual_clip)), (rho, adv)
 
 
-def make_run(task, config):
-    """``run(eta, tau, seed) -> {metric: [T]}``, pure and jittable; vmap it over any of its arguments."""
-    problem = task.problem
-
-    def learner_step(carry, t, eta, tau, tx):
-        key, key_batch = jax.random.split(carry.key)
-        sync = t % tau == 0
-        beta = jnp.where(sync, carry.theta, carry.beta)
+def _sampled_gradient(task, config, carry, t, tau, beta, key):
+    """The minibatch of step t (§3) and ĝ(θ_t; β_t) on it, with the batch metrics."""
+    if config.reuse == "whole":
         # t and τ are shared by every run of a vmapped grid, so this stays a real branch.
-        batch = jax.lax.cond(sync, lambda: sample_batch(task, carry.theta, key_batch, config.batch, t),
+        batch = jax.lax.cond(is_sync(t, tau), lambda: sample_batch(task, carry.theta, key, config.batch, t),
                              lambda: carry.batch)
-        lag = t - batch.version
-        group = jnp.arange(config.batch)
-        weights = jnp.ones(config.batch) if config.reuse == "whole" else (group % tau == lag % tau).astype(float)
-        (_, (rho, adv, rewards)), grad = jax.value_and_grad(batch_objective, has_aux=True)(
-            carry.theta, task, batch, weights)
-        neg = adv < 0
-        sample_w = jnp.broadcast_to(weights[:, None], rho.shape)
-        ess = effective_sample_size(rho, sample_w)
-        updates, opt_state = tx.update(-grad, carry.opt_state, carry.theta)
-        # η_t/η: scaling the optimiser's output is scaling its learning rate, for SGD and Adam alike
-        eta_scale = 1.0 if config.ess_base is None else jnp.minimum(1.0, ess / config.ess_base)
-        theta_next = optax.apply_updates(carry.theta, eta_scale * updates)
-        u = (theta_next - carry.theta) / eta
-        cycle_end = (t + 1) % tau == 0
-        cycle_sum = carry.cycle_sum + u
-        metrics = {
-            # a diverged θ is a collapse (§6): its reward is NaN from the first non-finite step on
-            "reward": jnp.where(jnp.all(jnp.isfinite(carry.theta)), jnp.sum(sample_w * rewards) / jnp.sum(sample_w),
-                                jnp.nan),
-            "grad_cos": cosine(u, carry.prev_update),
-            "raw_grad_cos": cosine(grad, carry.prev_grad),
-            "drift": l2_norm(carry.theta - task.theta_0),
-            "stale_drift": l2_norm(carry.theta - beta),
-            "clip_frac": clip_fraction(rho, problem.eps, sample_w),
-            "ess": ess,
-            "update_norm": l2_norm(u),
-            "batch_cos": jnp.where(cycle_end & (t >= tau), cosine(cycle_sum, carry.prev_cycle_sum), jnp.nan),
-            "max_neg_ratio": jnp.max(jnp.where(neg & (sample_w > 0), rho, 0.0)),
-            "staleness": lag.astype(float),
-            "eta_scale": jnp.asarray(eta_scale, dtype=float),
-        }
-        carry = Carry(theta_next, beta, opt_state, batch, u, grad,
-                      jnp.where(cycle_end, 0.0, cycle_sum), jnp.where(cycle_end, cycle_sum, carry.prev_cycle_sum), key)
-        return carry, metrics
+    else:
+        batch = sample_batch(task, beta, key, config.batch, behaviour_step(t, tau))
+    (_, (rho, adv)), grad = jax.value_and_grad(batch_objective, has_aux=True)(carry.theta, task, batch)
+    metrics = {
+        "reward": jnp.mean(batch.rewards),
+        "clip_frac": clip_fraction(rho, task.problem.eps),
+        "ess": effective_sample_size(rho),
+        "max_neg_ratio": jnp.max(jnp.where(adv < 0, rho, 0.0)),
+    }
+    return batch, grad, metrics
 
-    def exact_metrics(theta, beta):
-        logp = problem.logp_fn(theta)
-        args = (problem.reward, problem.prompt_weights, problem.n, problem.eps, problem.kappa, problem.theta_ref,
-                problem.dual_clip)
-        metrics = {
-            "val_reward": success(task, theta, task.val_weights),
-            "kl_ref": exact_kl(logp, problem.logp_fn(problem.theta_ref), problem.prompt_weights),
-            "trunc_prob": jnp.sum(problem.prompt_weights * jnp.sum(jnp.exp(logp) * task.truncated[None], axis=-1)),
-        }
-        if config.lemma1:
-            terms = lemma1_bound_at(problem.logp_fn, theta, beta, *args, score_norm=task.score_norm)
-            metrics.update(bias_norm=terms.bias_norm, bias_bound=terms.bound)
-        else:
-            metrics["bias_norm"] = l2_norm(staleness_bias(problem.logp_fn, theta, beta, *args)[0])
+
+def _exact_gradient(task, carry, beta):
+    """g(θ_t, β_t) (13) exactly; the 'batch' is the population of π_β, its reward the exact success of β."""
+    nan = jnp.asarray(jnp.nan)
+    metrics = {"reward": success(task, beta, task.problem.prompt_weights), "clip_frac": nan, "ess": nan,
+               "max_neg_ratio": nan}
+    return carry.batch, surrogate_gradient(task.problem, carry.theta, beta), metrics
+
+
+def learner_step(task, config, eta, tau, carry, t):
+    """One learner step (6) at step t: the update u_t and the per-step metrics of θ_t."""
+    key, key_batch = jax.random.split(carry.key)
+    beta = jnp.where(is_sync(t, tau), carry.theta, carry.beta)
+    if config.gradient == "exact":
+        batch, grad, metrics = _exact_gradient(task, carry, beta)
+        staleness = lag(t, tau)
+    else:
+        batch, grad, metrics = _sampled_gradient(task, config, carry, t, tau, beta, key_batch)
+        staleness = t - batch.version
+    updates, opt_state = optimizer(config, eta).update(-grad, carry.opt_state, carry.theta)
+    eta_scale = ess_scaled_eta(1.0, metrics["ess"], config.ess_base)
+    u = eta_scale * updates / eta
+    if config.update_clip is not None:
+        u = u * jnp.minimum(1.0, config.update_clip / jnp.maximum(l2_norm(u), 1e-300))
+    theta_next = carry.theta + eta * u
+    cycle_end = is_sync(t + 1, tau)
+    cycle_sum = carry.cycle_sum + u
+    finite = jnp.all(jnp.isfinite(carry.theta))
+    metrics.update(step_statistics(carry.theta, task.theta_0, beta, u, carry.prev_update, grad, carry.prev_grad))
+    metrics.update(
+        # a diverged θ is a collapse (§6): its reward is NaN from the first non-finite step on
+        reward=jnp.where(finite, metrics["reward"], jnp.nan),
+        success=success(task, carry.theta, task.problem.prompt_weights),
+        theta_proj=project(carry.theta - task.theta_0, PROJECTIONS).astype(jnp.float32),
+        batch_cos=jnp.where(cycle_end & (t >= tau), cosine(cycle_sum, carry.prev_cycle_sum), jnp.nan),
+        staleness=jnp.asarray(staleness, dtype=float),
+        eta_scale=jnp.asarray(eta_scale, dtype=float),
+    )
+    if config.trajectory:
+        metrics["theta"] = carry.theta
+    carry = Carry(theta_next, beta, opt_state, batch, u, grad, jnp.where(cycle_end, 0.0, cycle_sum),
+                  jnp.where(cycle_end, cycle_sum, carry.prev_cycle_sum), key)
+    return carry, metrics
+
+
+PROBES = ("val_reward", "kl_ref", "trunc_prob", "bias_norm", "bias_bound", "bias_bound_alt", "probe_G", "probe_G_on",
+          "probe_tv", "probe_gap", "probe_gap_beta")
+"""Population metrics recorded once per block (all but the first four only with ``lemma1``)."""
+
+
+def probe(task, config, theta, beta):
+    """The population metrics of (θ_t, β_t): held-out success, KL to θ_0, truncation, exact bias and both splits'
+    bounds with their terms (docs/substrate.md)."""
+    problem = task.problem
+    metrics = {
+        "val_reward": success(task, theta, task.val_weights),
+        "kl_ref": exact_kl(problem.logp(theta), problem.logp(task.theta_0), problem.prompt_weights),
+        "trunc_prob": jnp.sum(problem.prompt_weights * truncation(task, theta)),
+    }
+    if not config.lemma1:
+        metrics["bias_norm"] = l2_norm(staleness_bias(problem, theta, beta)[0])
         return metrics
+    terms = lemma1_bound_at(problem, theta, beta)
+    metrics.update(bias_norm=terms.bias_norm, bias_bound=terms.bound, bias_bound_alt=terms.bound_alt,
+                   probe_G=terms.G, probe_G_on=terms.G_on, probe_tv=terms.tv, probe_gap=terms.gap,
+                   probe_gap_beta=terms.gap_beta)
+    return metrics
 
-    def run(eta, tau, seed):
-        tx = optimizer(config, eta)
-        theta_0 = task.theta_0
-        key_init, key_run = jax.random.split(jax.random.PRNGKey(seed))
-        zeros = jnp.zeros_like(theta_0)
-        carry = Carry(theta_0, theta_0, tx.init(theta_0), sample_batch(task, theta_0, key_init, config.batch, 0),
-                      zeros, zeros, zeros, zeros, key_run)
 
-        def block(carry, t_block):
-            ts = t_block * config.exact_every + jnp.arange(config.exact_every)
-            # the block's most stale step (largest τ_t): the one Theorem 1 bounds, and never a sync for τ > 1
-            at = jnp.argmax(ts % tau)
+def _step_and_remember(task, config, eta, tau, probe_step, state, t):
+    """A learner step that also keeps (θ_t, β_t) of the block's probe step."""
+    carry, pair = state
+    carry_next, metrics = learner_step(task, config, eta, tau, carry, t)
+    pair = jax.tree.map(lambda kept, now: jnp.where(t == probe_step, now, kept), pair, (carry.theta, carry_next.beta))
+    return (carry_next, pair), metrics
 
-            def step(state, t):
-                carry, pair = state
-                carry_next, metrics = learner_step(carry, t, eta, tau, tx)
-                pair = jax.tree.map(lambda kept, now: jnp.where(t == ts[at], now, kept), pair,
-                                    (carry.theta, carry_next.beta))  # (θ_t, β_t)
-                return (carry_next, pair), metrics
 
-            (carry, pair), metrics = jax.lax.scan(step, (carry, (carry.theta, carry.beta)), ts)
-            chosen = jnp.arange(config.exact_every) == at
-            for name, value in exact_metrics(*pair).items():
-                metrics[name] = jnp.where(chosen, value, jnp.nan)
-            return carry, metrics
+def run_block(task, learner, config, eta, tau, carry, t_block):
+    """``exact_every`` learner steps on ``learner`` (the task in the learner's precision), then the probes on
+    ``task`` at the block's most stale step (never a sync for τ > 1)."""
+    ts = t_block * config.exact_every + jnp.arange(config.exact_every)
+    at = jnp.argmax(lag(ts, tau))
+    step = functools.partial(_step_and_remember, learner, config, eta, tau, ts[at])
+    (carry, pair), metrics = jax.lax.scan(step, (carry, (carry.theta, carry.beta)), ts)
+    chosen = jnp.arange(config.exact_every) == at
+    theta, beta = (x.astype(task.theta_0.dtype) for x in pair)
+    for name, value in probe(task, config, theta, beta).items():
+        metrics[name] = jnp.where(chosen, value, jnp.nan)
+    return carry, metrics
 
-        _, metrics = jax.lax.scan(block, carry, jnp.arange(config.steps // config.exact_every))
-        return {name: value.reshape(-1) for name, value in metrics.items()}
 
-    return run
+def in_precision(task, dtype):
+    """``task`` with its floating arrays in ``dtype``."""
+    return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, task)
+
+
+def initial_carry(task, config, eta, seed):
+    """The state before step 0: θ_0, a first rollout, zero previous updates and the run's key."""
+    theta_0 = task.theta_0
+    key_init, key_run = jax.random.split(jax.random.PRNGKey(seed))
+    zeros = jnp.zeros_like(theta_0)
+    return Carry(theta_0, theta_0, optimizer(config, eta).init(theta_0),
+                 sample_batch(task, theta_0, key_init, config.batch, 0), zeros, zeros, zeros, zeros, key_run)
+
+
+def run(task, config, eta, tau, seed):
+    """One run: ``{metric: [T]}`` (``theta_proj``: ``[T, k]``); pure and jittable with ``config`` static, and
+    vmappable over η, τ and the seed."""
+    learner = in_precision(task, config.learner_dtype)
+    eta = jnp.asarray(eta, dtype=config.learner_dtype)
+    block = functools.partial(run_block, task, learner, config, eta, tau)
+    _, metrics = jax.lax.scan(block, initial_carry(learner, config, eta, seed),
+                              jnp.arange(config.steps // config.exact_every))
+    return {name: value.reshape(config.steps, *value.shape[2:]) for name, value in metrics.items()}

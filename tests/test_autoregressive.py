@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from synthetic import autoregressive
-from synthetic.constants import lemma1_bound_at
-from synthetic.tasks import TASKS, make_task, success
+from synthetic.constants import lemma1_bound_at, score_norms
+from synthetic.simulate import success, truncation
+from synthetic.tasks import TASKS, Family, make_task
 
 
 @pytest.mark.parametrize("vocab, max_len", [(2, 3), (3, 4)])
@@ -33,7 +34,7 @@ def test_policy_is_normalised_and_the_gather_matches_the_table():
 
 def test_truncated_answers_earn_nothing():
     task = make_task("autoregressive")
-    assert float(jnp.max(task.problem.reward * task.truncated[None])) == 0.0
+    assert float(jnp.max(task.problem.reward * task.problem.policy.truncated[None])) == 0.0
 
 
 @pytest.mark.parametrize("name", TASKS)
@@ -44,14 +45,28 @@ def test_tasks_start_with_mixed_rewards(name):
     assert float(jnp.sum(task.val_weights * task.problem.prompt_weights)) == 0.0 or name == "bandit"
 
 
+def test_the_graded_family_starts_where_it_says():
+    family = Family()
+    task = make_task("graded", family=family)
+    weights, reward = task.problem.prompt_weights, np.asarray(task.problem.reward)
+    assert float(success(task, task.theta_0, weights)) == pytest.approx(family.initial_success, abs=1e-6)
+    assert float(jnp.sum(weights * truncation(task, task.theta_0))) == pytest.approx(family.initial_truncation,
+                                                                                       abs=1e-6)
+    accepted = (reward > family.p_wrong).sum(axis=1)
+    np.testing.assert_array_equal(accepted, 1 + np.arange(64) % family.accept_max)  # graded difficulty
+    assert set(np.unique(reward)) == {0.0, family.p_wrong, family.p_right}
+    per_prompt = np.sum(np.exp(np.asarray(task.problem.logp(task.theta_0))) * reward, axis=1)[:48]
+    assert per_prompt.max() > 5 * per_prompt.min(), "prompts of graded difficulty at θ_0"
+
+
 def test_targets_are_the_teachers_ended_answers_and_theta0_states_its_success():
     task = make_task("autoregressive")
     reward = np.asarray(task.problem.reward)
+    truncated = np.asarray(task.problem.policy.truncated)
     assert np.all(reward.sum(axis=1) == 1.0), "exactly one correct answer per prompt"
-    assert not np.any(reward[:, np.asarray(task.truncated) > 0]), "a truncated answer is never a target"
+    assert not np.any(reward[:, truncated]), "a truncated answer is never a target"
     assert float(success(task, task.theta_0, task.problem.prompt_weights)) == pytest.approx(0.01, abs=1e-9)
-    trunc = float(jnp.sum(task.problem.prompt_weights * jnp.sum(
-        jnp.exp(task.problem.logp_fn(task.theta_0)) * task.truncated[None], axis=-1)))
+    trunc = float(jnp.sum(task.problem.prompt_weights * truncation(task, task.theta_0)))
     assert trunc > 0.9, "θ_0 rambles: most answers run into the cap"
 
 
@@ -70,10 +85,13 @@ def test_the_end_decision_has_no_prompt_parameters():
 def test_token_by_token_sampling_draws_from_the_exact_table():
     answers = autoregressive.enumerate_answers(2, 3)
     features = np.random.default_rng(0).normal(size=(3, 2))
-    logp, _, sample, _ = autoregressive.make_policy(answers, features, 2, end_offsets=[-0.5, 0.0, 0.5])
+    policy = autoregressive.make_policy(answers, features, 2, end_offsets=[-0.5, 0.0, 0.5])
+    logp, sample = policy.logp, policy.sample
     theta = jax.random.normal(jax.random.PRNGKey(3), (autoregressive.n_params(2, 3, 2),))
     prompts, n = jnp.array([0, 2]), 40_000
-    drawn = np.asarray(jax.jit(sample, static_argnums=3)(theta, prompts, jax.random.PRNGKey(4), n))
+    drawn, drawn_logp = jax.jit(sample, static_argnums=3)(theta, prompts, jax.random.PRNGKey(4), n)
+    drawn = np.asarray(drawn)
+    np.testing.assert_allclose(drawn_logp, policy.sequence_logp(theta, prompts[:, None], drawn), rtol=1e-10)
     exact = np.exp(np.asarray(logp(theta))[np.asarray(prompts)])  # [2, Y]
     for row, p in zip(drawn, exact):
         frequency = np.bincount(row, minlength=p.size) / n
@@ -91,13 +109,11 @@ def test_closed_form_score_norms_equal_the_jacobians(vocab, max_len):
 
 
 def test_lemma1_terms_are_the_same_with_the_closed_form_score_norms():
-    task = make_task("autoregressive")
-    p = task.problem
+    task = make_task("graded")
+    problem = task.problem
     theta = task.theta_0 + 0.5 * jax.random.normal(jax.random.PRNGKey(5), task.theta_0.shape)
     beta = theta + 0.1 * jax.random.normal(jax.random.PRNGKey(6), theta.shape)
-    args = (p.logp_fn, theta, beta, p.reward, p.prompt_weights, p.n, p.eps, p.kappa, p.theta_ref, p.dual_clip)
-    via_jacobian = lemma1_bound_at(*args)
-    closed_form = lemma1_bound_at(*args, score_norm=task.score_norm)
-    for name, value in via_jacobian._asdict().items():
-        np.testing.assert_allclose(getattr(closed_form, name), value, rtol=1e-10, err_msg=name)
-    assert float(closed_form.bias_norm) <= float(closed_form.bound)
+    jacobian = jax.jacfwd(problem.logp)(theta)
+    np.testing.assert_allclose(score_norms(problem, theta), jnp.linalg.norm(jacobian, axis=-1), rtol=1e-10)
+    terms = lemma1_bound_at(problem, theta, beta)
+    assert float(terms.bias_norm) <= float(terms.bound) and float(terms.bias_norm) <= float(terms.bound_alt)

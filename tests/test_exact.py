@@ -8,16 +8,18 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthetic.bandit import DiscreteTask, group_gradients, loglinear_logp, softmax_logp
+from synthetic.bandit import LogLinearPolicy, TabularPolicy
 from synthetic.constants import exact_group_tv, instance_gradient_bound, single_sample_tv
-from synthetic.exact import (enumerated_gradient, enumerated_surrogate, group_tv, population_surrogate,
-                             staleness_bias, surrogate_gradient)
+from synthetic.exact import (DiscreteTask, enumerated_gradient, enumerated_surrogate, gradient_mappings, group_tv,
+                             population_surrogate, staleness_bias, surrogate_gradient)
+from synthetic.simulate import Batch, SimTask, batch_objective, sample_batch
 from theory.grpo import advantages, ratio, surrogate
 
 
 @st.composite
 def instances(draw, max_answers=5, max_n=4):
-    """A random discrete task and a pair (θ, β): tabular single prompt, or log-linear with 2–3 prompts."""
+    """A random discrete task and a pair (θ, β): tabular single prompt, or log-linear with 2–3 prompts; binary or
+    noisy rewards (reward probabilities in (0, 1))."""
     n_answers = draw(st.integers(2, max_answers))
     n = draw(st.integers(2, max_n))
     rng = np.random.default_rng(draw(st.integers(0, 2**31)))
@@ -27,63 +29,62 @@ def instances(draw, max_answers=5, max_n=4):
     scale = draw(st.sampled_from([0.05, 0.3, 1.0]))
     if draw(st.booleans()):
         n_prompts, dim = 1, n_answers
-        logp_fn = softmax_logp
+        policy = TabularPolicy()
     else:
         n_prompts, dim = draw(st.integers(2, 3)), draw(st.integers(1, 3))
-        features = jnp.asarray(rng.normal(size=(n_prompts, n_answers, dim)))
-        logp_fn = jax.tree_util.Partial(loglinear_logp, features=features)
-    reward = jnp.asarray((rng.random((n_prompts, n_answers)) < 0.4).astype(float)).at[:, 0].set(1.0)
+        policy = LogLinearPolicy(jnp.asarray(rng.normal(size=(n_prompts, n_answers, dim))))
+    reward = (rng.random((n_prompts, n_answers)) < 0.4).astype(float)
+    if draw(st.booleans()):
+        reward = np.clip(reward + rng.uniform(-0.3, 0.3, reward.shape), 0.0, 1.0)  # noisy rewards
+    reward = jnp.asarray(reward).at[:, 0].set(1.0)
     weights = jnp.asarray(rng.dirichlet(np.ones(n_prompts)))
     theta = jnp.asarray(rng.normal(size=dim))
     beta = theta + scale * jnp.asarray(rng.normal(size=dim))
-    task = DiscreteTask(logp_fn, reward, weights, n, eps, kappa, jnp.asarray(rng.normal(size=dim)), dual_clip)
+    task = DiscreteTask(policy, reward, weights, jnp.asarray(rng.normal(size=dim)), n, eps, kappa, dual_clip)
     return task, theta, beta
 
 
-STATIC = ("logp_fn", "n", "dual_clip")
-fast_gradient = jax.jit(surrogate_gradient, static_argnames=STATIC)
-oracle_gradient = jax.jit(enumerated_gradient, static_argnames=STATIC)
-bias_of = jax.jit(staleness_bias, static_argnames=STATIC)
-G_of = jax.jit(instance_gradient_bound, static_argnames=(*STATIC, "max_instances"))
-
-
-def _args(task):
-    return task.reward, task.prompt_weights, task.n, task.eps, task.kappa, task.theta_ref, task.dual_clip
+fast_gradient = jax.jit(surrogate_gradient)
+oracle_gradient = jax.jit(enumerated_gradient)
+bias_of = jax.jit(staleness_bias)
+G_of = jax.jit(instance_gradient_bound, static_argnames="max_instances")
 
 
 @given(instances())
 @settings(max_examples=6, derandomize=True, deadline=None)
 def test_fast_path_equals_the_enumeration_oracle(instance):
     task, theta, beta = instance
-    fast = fast_gradient(task.logp_fn, theta, beta, *_args(task))
-    oracle = oracle_gradient(task.logp_fn, theta, beta, *_args(task))
+    fast = fast_gradient(task, theta, beta)
+    oracle = oracle_gradient(task, theta, beta)
     np.testing.assert_allclose(fast, oracle, rtol=1e-9, atol=1e-9)
-    lp_t, lp_b, lp_r = task.logp_fn(theta), task.logp_fn(beta), task.logp_fn(task.theta_ref)
-    value = population_surrogate(lp_t, lp_b, lp_b, task.reward, task.prompt_weights, task.n, task.eps, task.kappa,
-                                 lp_r, task.dual_clip)
-    assert abs(float(value) - enumerated_surrogate(lp_t, lp_b, lp_b, task.reward, task.prompt_weights, task.n, task.eps,
-                                                   task.kappa, lp_r, task.dual_clip)) < 1e-9
-    on_theta = fast_gradient(task.logp_fn, theta, beta, *_args(task), sampler=theta)
-    np.testing.assert_allclose(on_theta, oracle_gradient(task.logp_fn, theta, beta, *_args(task), sampler=theta),
-                               rtol=1e-9, atol=1e-9)
+    lp_t, lp_b, lp_r = task.logp(theta), task.logp(beta), task.logp(task.theta_ref)
+    value = population_surrogate(task, lp_t, lp_b, lp_b, lp_r)
+    assert abs(float(value) - enumerated_surrogate(task, lp_t, lp_b, lp_b, lp_r)) < 1e-9
+    on_theta = fast_gradient(task, theta, beta, sampler=theta)
+    np.testing.assert_allclose(on_theta, oracle_gradient(task, theta, beta, sampler=theta), rtol=1e-9, atol=1e-9)
+    # the four mappings of both bias splits, from one backward pass, are the same gradients
+    mappings = jax.jit(gradient_mappings)(task, theta, beta)
+    for row, expected in zip(mappings, (fast, fast_gradient(task, theta, theta), on_theta,
+                                        oracle_gradient(task, theta, theta, sampler=beta))):
+        np.testing.assert_allclose(row, expected, rtol=1e-9, atol=1e-9)
 
 
 @given(instances())
 @settings(max_examples=5, derandomize=True, deadline=None)
 def test_no_bias_without_staleness(instance):
     task, theta, _ = instance
-    bias, g_stale, g_on = bias_of(task.logp_fn, theta, theta, *_args(task))
+    bias, g_stale, g_on = bias_of(task, theta, theta)
     assert float(jnp.max(jnp.abs(bias))) == 0.0
-    np.testing.assert_allclose(g_on, oracle_gradient(task.logp_fn, theta, theta, *_args(task)), atol=1e-9)
+    np.testing.assert_allclose(g_on, oracle_gradient(task, theta, theta), atol=1e-9)
 
 
 @given(instances(max_answers=4, max_n=4))
 @settings(max_examples=3, derandomize=True, deadline=None)
-def test_exact_gradient_agrees_with_monte_carlo_within_5_sigma(instance):
+def test_exact_gradient_agrees_with_the_engines_sampled_gradient_within_5_sigma(instance):
     task, theta, beta = instance
-    samples = np.asarray(group_gradients(task, theta, beta, jax.random.PRNGKey(0), 4000))
+    samples = np.asarray(_group_gradients(SimTask.from_problem(task, theta), theta, beta, jax.random.PRNGKey(0)))
     mean, sem = samples.mean(axis=0), samples.std(axis=0, ddof=1) / np.sqrt(len(samples))
-    exact = np.asarray(fast_gradient(task.logp_fn, theta, beta, *_args(task)))
+    exact = np.asarray(fast_gradient(task, theta, beta))
     assert np.all(np.abs(mean - exact) <= 5 * sem + 1e-12), (mean, exact, sem)
 
 
@@ -91,35 +92,53 @@ def test_exact_gradient_agrees_with_monte_carlo_within_5_sigma(instance):
 @settings(max_examples=10, derandomize=True, deadline=None)
 def test_group_tv_matches_the_numpy_count_sum_and_the_n_times_bound(instance):
     task, theta, beta = instance
-    lp_t, lp_b = task.logp_fn(theta), task.logp_fn(beta)
+    lp_t, lp_b = task.logp(theta), task.logp(beta)
     exact = float(exact_group_tv(lp_t, lp_b, task.prompt_weights, task.n))
     assert abs(exact - group_tv(lp_t, lp_b, task.prompt_weights, task.n)) < 1e-12
     single = float(single_sample_tv(lp_t, lp_b, task.prompt_weights))
     assert single - 1e-12 <= exact <= min(1.0, task.n * single) + 1e-12
 
 
+@jax.jit
+def _group_gradients(task, theta, beta, key, n_groups=4000):
+    """Per-group surrogate gradients ∇ℓ(θ; β, z_b) of groups z_b ~ D_β, from the engine's sampler and objective."""
+    batch = sample_batch(task, beta, key, n_groups, 0)
+
+    def one(prompt, answers, rewards, logp_beta):
+        group = Batch(prompt[None], answers[None], rewards[None], logp_beta[None], batch.version)
+        return jax.grad(lambda params: batch_objective(params, task, group)[0])(theta)
+
+    return jax.vmap(one)(batch.prompts, batch.answers, batch.rewards, batch.logp_beta)
+
+
 def _brute_force_G(task, theta, beta):
-    """max over every prompt and ordered group of ‖∇ℓ(θ; β, z)‖, from theory.grpo on the group itself."""
-    lp_b, lp_r = task.logp_fn(beta), task.logp_fn(task.theta_ref)
+    """max over every prompt, ordered group and possible reward vector of ‖∇ℓ(θ; β, z)‖, from theory.grpo."""
+    lp_b, lp_r = task.logp(beta), task.logp(task.theta_ref)
     n_prompts, n_answers = task.reward.shape
     groups = jnp.asarray(list(itertools.product(range(n_answers), repeat=task.n)))
+    outcomes = jnp.asarray(list(itertools.product((0.0, 1.0), repeat=task.n)))
 
-    def ell(params, x, ys):
-        lp = task.logp_fn(params)
+    def ell(params, x, ys, r):
+        lp = task.logp(params)
         kl = jnp.sum(jnp.exp(lp[x]) * (lp[x] - lp_r[x]))
-        return surrogate(ratio(lp[x][ys], lp_b[x][ys]), advantages(task.reward[x][ys]), task.eps, kl, task.kappa,
-                         task.dual_clip)
+        return surrogate(ratio(lp[x][ys], lp_b[x][ys]), advantages(r), task.eps, kl, task.kappa, task.dual_clip)
 
-    per_group = jax.jit(jax.vmap(jax.grad(ell), in_axes=(None, None, 0)), static_argnums=1)
-    grads = [per_group(theta, x, groups) for x in range(n_prompts)]
-    return float(max(jnp.max(jnp.linalg.norm(g, axis=-1)) for g in grads))
+    per_group = jax.jit(jax.vmap(jax.vmap(jax.grad(ell), in_axes=(None, None, None, 0)), in_axes=(None, None, 0, None)),
+                        static_argnums=1)
+    best = 0.0
+    for x in range(n_prompts):
+        prob = task.reward[x][groups]  # [G, n]
+        possible = jnp.all(jnp.where(outcomes[None] > 0, prob[:, None] > 0, prob[:, None] < 1), axis=-1)  # [G, R]
+        norms = jnp.linalg.norm(per_group(theta, x, groups, outcomes), axis=-1)
+        best = max(best, float(jnp.max(jnp.where(possible, norms, 0.0))))
+    return best
 
 
 @given(instances(max_answers=4, max_n=4))
 @settings(max_examples=6, derandomize=True, deadline=None)
 def test_instance_gradient_bound_is_the_max_over_groups(instance):
     task, theta, beta = instance
-    exact = float(G_of(task.logp_fn, theta, beta, *_args(task)))
+    exact = float(G_of(task, theta, beta))
     assert abs(exact - _brute_force_G(task, theta, beta)) < 1e-9
-    upper = float(G_of(task.logp_fn, theta, beta, *_args(task), max_instances=0))
+    upper = float(G_of(task, theta, beta, max_instances=0))
     assert upper >= exact - 1e-12
