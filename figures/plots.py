@@ -1,8 +1,8 @@
-"""The paper's figures as functions of a store and its :class:`figures.analysis.SweepAnalysis`.
+"""The paper's figures, drawn from a store and its :class:`analysis.SweepAnalysis`; nothing is computed here.
 
 Each function returns a matplotlib Figure; the seaborn theme is set per figure
-(``theme()``), never globally. Figures read stores only; nothing is recomputed
-beyond the analysis.
+(``theme()``), never globally. Every prediction is drawn against the data it is
+judged on, the interval type is named on the panel, and legends sit inside the canvas.
 """
 
 import contextlib
@@ -14,9 +14,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from figures.analysis import series  # noqa: E402
-from theory.bounds import theorem1_bound  # noqa: E402
-from theory.rule import safe_learning_rate  # noqa: E402
+from analysis.advisor import MEASURED_TOLERANCE  # noqa: E402
+from analysis.intervals import fmt_interval  # noqa: E402
+from analysis.store import series  # noqa: E402
 
 MAX_POINTS = 400
 """Curves are thinned to at most this many steps (the figures stay light as PDF)."""
@@ -35,9 +35,26 @@ def _thin(n):
     return np.unique(np.linspace(0, n - 1, min(n, MAX_POINTS)).astype(int))
 
 
+def note(ax, text, where=(0.02, 0.02), **kwargs):
+    """Small text inside the axes (interval types, "not measured")."""
+    ax.text(*where, text, transform=ax.transAxes, fontsize=6, va="bottom", ha="left",
+            bbox={"boxstyle": "round", "fc": "white", "ec": "0.8", "alpha": 0.85}, **kwargs)
+
+
+def legend(ax, **kwargs):
+    """A legend inside the axes, only when something is labelled."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6, framealpha=0.85, **kwargs)
+
+
+def _empty(ax, text):
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=8)
+
+
 def reward_curves(ds, an, title):
-    """Fig. 1–2: reward per seed (val_reward mean dashed) on the τ × η grid; × marks t*."""
-    reward, val = series(ds, "reward"), series(ds, "val_reward")
+    """Fig. 1–2: the quality series t* is read from, per seed, on the τ × η grid; × marks t*."""
+    quality = an.events.source
+    values = series(ds, quality)
     keep = _thin(an.steps.size)
     rows, cols = an.taus.size, an.etas.size
     with theme():
@@ -46,54 +63,232 @@ def reward_curves(ds, an, title):
         for i, tau in enumerate(an.taus):
             for j, eta in enumerate(an.etas):
                 ax = axes[i, j]
-                for s in range(reward.shape[2]):
-                    t = an.t_star[i, j, s]
-                    ax.plot(an.steps[keep], reward[i, j, s, keep], lw=0.6, alpha=0.6,
-                            color=COLLAPSING if t >= 0 else STABLE)
-                    if t >= 0:
-                        ax.plot(an.steps[t], 0, "kx", ms=4)
-                if val is not None:
-                    with _quiet():
-                        val_mean = np.nanmean(val[i, j][:, keep], axis=0)
-                    ax.plot(an.steps[keep], val_mean, "k--", lw=0.8)
+                for s in range(values.shape[2]):
+                    hit = an.events.collapsed[i, j, s]
+                    ax.plot(an.steps[keep], values[i, j, s, keep], lw=0.5, alpha=0.5,
+                            color=COLLAPSING if hit else STABLE)
+                    if hit:
+                        ax.plot(an.events.t_star[i, j, s], 0, "kx", ms=3)
                 if i == 0:
                     ax.set_title(f"η={eta:.3g}", fontsize=7)
                 if j == 0:
                     ax.set_ylabel(f"τ={tau:g}", fontsize=7)
         fig.supxlabel("learner step t")
-        fig.suptitle(f"{title}: reward (red: collapsed, × = t*; dashed: val_reward)")
+        fig.suptitle(f"{title}: {quality} per seed (red: collapsed, × = t*, middle of its censoring interval)")
         fig.tight_layout()
     return fig
 
 
-def _boundary_fit(an):
-    ok = np.isfinite(an.eta_max) & (an.eta_max < an.etas.max())
-    if ok.sum() < 2:
-        return None
-    slope, intercept = np.polyfit(np.log(an.taus[ok]), np.log(an.eta_max[ok]), 1)
-    return lambda tau: np.exp(intercept) * tau ** slope
-
-
 def phase_diagram(ds, an, title):
-    """Collapse probability over (τ, η), measured η_max, fitted η_max ∝ τ^−a and the rule (36)–(38)."""
+    """Collapse probability over (τ, η); measured η_max; the two-branch fit with its per-τ intervals and
+    branches; the single power law; the rule predicted from the pilot runs' constants."""
     tau_grid, eta_grid = np.meshgrid(an.taus, an.etas, indexing="ij")
-    taus = np.geomspace(an.taus.min(), an.taus.max(), 50)
+    taus = np.geomspace(an.taus.min(), an.taus.max(), 60)
+    fit = an.boundary
     with theme():
-        fig, ax = plt.subplots(figsize=(5.5, 4.2))
-        points = ax.scatter(tau_grid.ravel(), eta_grid.ravel(), c=an.probability.ravel(), cmap="RdYlBu_r",
-                            vmin=0, vmax=1, s=120, marker="s", edgecolors="k", linewidths=0.3)
+        fig, ax = plt.subplots(figsize=(6, 4.6))
+        points = ax.scatter(tau_grid.ravel(), eta_grid.ravel(), c=an.events.probability.ravel(), cmap="RdYlBu_r",
+                            vmin=0, vmax=1, s=110, marker="s", edgecolors="k", linewidths=0.3)
         fig.colorbar(points, ax=ax, label="collapse probability over seeds")
-        ax.plot(an.taus, an.eta_max, "ko", mfc="none", ms=10, label="measured η_max")
-        fitted = _boundary_fit(an)
-        if fitted is not None:
-            a = an.estimates["a"].value
-            ax.plot(taus, fitted(taus), "k-", label=f"fit η_max ∝ τ^−{a:.2f}")
-        c_loc, c_hor = an.estimates["c_loc"].value, an.estimates["c_hor"].value
-        if np.isfinite(c_loc) and np.isfinite(c_hor) and c_loc > 0 and c_hor > 0:
-            rule = [safe_learning_rate(t, an.steps.size, c_loc, c_hor).eta_max for t in taus]
-            ax.plot(taus, rule, "g--", label="rule min(c_loc/τ, c_hor/T)")
-        ax.set(xscale="log", yscale="log", xlabel="staleness τ", ylabel="learning rate η", title=title)
-        ax.legend(fontsize=7, loc="best")
+        ax.plot(an.taus, an.eta_max_grid, "ko", mfc="none", ms=11,
+                label=f"measured η_max (largest grid η, ≤ {MEASURED_TOLERANCE:.0%} collapse)")
+        if fit.reason:
+            note(ax, f"no boundary fit: {fit.reason}", where=(0.02, 0.9))
+        else:
+            two, single = an.boundary_curve(taus)
+            ax.plot(taus, two, "k-", lw=1.5, label=f"two-branch fit min(c_loc τ^−a, c_hor/T), a = {fit.a.value:.2f}")
+            ax.plot(taus, single, "k:", lw=1, label=f"single power law, a = {fit.a_single.value:.2f}")
+            centre = np.array([iv.value for iv in fit.eta_max])
+            low = np.array([iv.low for iv in fit.eta_max])
+            high = np.array([iv.high for iv in fit.eta_max])
+            finite = np.isfinite(centre) & np.isfinite(low) & np.isfinite(high)
+            ax.errorbar(an.taus[finite] * 1.04, centre[finite], yerr=[centre[finite] - low[finite],
+                        high[finite] - centre[finite]], fmt="none", ecolor="k", capsize=2, lw=0.8,
+                        label="fitted η_max(τ), 90 % profile-likelihood interval")
+            for tau, branch in an.binding().items():
+                ax.annotate(branch, (tau, 1.0), xycoords=("data", "axes fraction"), xytext=(0, -10),
+                            textcoords="offset points", ha="center", fontsize=6)
+            note(ax, fit.preference, where=(0.02, 0.02))
+        predicted = an.estimates.get("c_loc_pred")
+        if predicted is not None and np.isfinite(predicted.value):
+            ax.plot(taus, predicted.value / taus, "g--", lw=1, label="c_loc/τ predicted as r_clip/U (pilot runs)")
+        ax.set(xscale="log", yscale="log", xlabel="staleness τ", ylabel="learning rate η",
+               title=f"{title}: phase diagram (branch binding per τ on top)")
+        ax.set_ylim(an.etas.min() / 2, an.etas.max() * 2)
+        legend(ax, loc="upper right")
+        fig.tight_layout()
+    return fig
+
+
+def survival(ds, an, title):
+    """t* as survival with a cure fraction: incidence (collapse within T) and latency (t* given collapse)."""
+    ev, fit = an.events, an.survival
+    colors = plt.cm.viridis(np.linspace(0, 0.9, an.taus.size))
+    with theme():
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+        for i, tau in enumerate(an.taus):
+            left.plot(an.etas, ev.probability[i], "o", color=colors[i], ms=4, label=f"τ = {tau:g} (measured)")
+            curve = an.incidence_curve(tau)
+            if curve is not None:
+                left.plot(*curve, "-", color=colors[i], lw=1)
+            hit = ev.collapsed[i]
+            if hit.any():
+                eta = np.broadcast_to(an.etas[:, None], hit.shape)[hit] * np.exp(0.03 * (i - an.taus.size / 2))
+                low, high = ev.t_low[i][hit], ev.t_high[i][hit]
+                right.errorbar(eta, (low + high) / 2, yerr=[(high - low) / 2, (high - low) / 2], fmt="o", ms=2.5,
+                               color=colors[i], lw=0.6, alpha=0.7, label=f"τ = {tau:g}")
+            curve = an.latency_curve(tau)
+            if curve is not None:
+                right.plot(*curve, "-", color=colors[i], lw=1)
+        left.set(xscale="log", xlabel="learning rate η", ylabel="P(collapse within T)", ylim=(-0.05, 1.05),
+                 title="incidence")
+        note(left, "lines: fitted incidence σ(γ0 + γ_η log η + γ_τ log τ)")
+        right.set(xscale="log", yscale="log", xlabel="learning rate η", ylabel="t* (censoring interval)",
+                  title="latency t* ∝ η^−b τ^c given collapse")
+        hor = an.estimates.get("c_hor")
+        if hor is not None and np.isfinite(hor.value) and ev.collapsed.any():
+            right.plot(an.etas, hor.value / an.etas, "k--", lw=1, label="Theorem 2: t* = c_hor/η (boundary fit)")
+        note(right, f"b = {fmt_interval(fit.b)}, c = {fmt_interval(fit.c)} (90 % profile likelihood; theory 1, 0)\n"
+                    f"bars: t* censoring interval (from {ev.source}); lines: fitted median t*")
+        if not ev.collapsed.any():
+            _empty(right, "no run collapsed")
+        legend(left, loc="upper left")
+        legend(right, loc="upper right")
+        fig.suptitle(f"{title}: collapse time as survival")
+        fig.tight_layout()
+    return fig
+
+
+def drift_exponent(ds, an, title):
+    """Lag-MSD ⟨‖θ_t+Δ − θ_t‖²⟩ against Δ for collapsing (before t*, final sync cycle excluded) and stable
+    runs, beside the same statistic on shuffled increments; reference slopes 2H = 1 and 2."""
+    with theme():
+        fig, ax = plt.subplots(figsize=(5.8, 4.4))
+        drawn = False
+        for name, color in (("collapsing", COLLAPSING), ("stable", STABLE)):
+            curve = an.msd_curves.get(name)
+            if curve is None:
+                continue
+            lags, msd, shuffled = curve
+            h = an.estimates[f"H_{name}"]
+            labels = ", ".join(f"{n} {k}" for k, n in an.drift_labels[name].items() if n)
+            ax.plot(lags, msd, "o-", color=color, ms=3,
+                    label=f"{name}: H = {fmt_interval(h)} ({labels})")
+            ax.plot(lags, shuffled, "x--", color=color, ms=3, lw=0.8, label=f"{name}, shuffled increments")
+            drawn = True
+        if drawn:
+            ax.set(xscale="log", yscale="log")
+            lags = next(c for c in an.msd_curves.values() if c is not None)[0]
+            ax.plot(lags, lags / lags[0], "k:", lw=0.8, label="slope 1 (H = ½, diffusive)")
+            ax.plot(lags, (lags / lags[0]) ** 2, "k-.", lw=0.8, label="slope 2 (H = 1, ballistic)")
+            note(ax, "H: 90 % t interval over seeds; curves: geometric mean of M(Δ)/M(1) over runs")
+        else:
+            _empty(ax, "theta_proj not in store: drift exponent not measured")
+        ax.set(xlabel="lag Δ (learner steps)", ylabel="lag-MSD M(Δ)/M(1) of P(θ_t − θ_0)",
+               title=f"{title}: drift exponent")
+        legend(ax, loc="upper left")
+        fig.tight_layout()
+    return fig
+
+
+def dynamics(ds, an, title):
+    """Fig. 3: both cosines and the drift, medians of stable runs and of collapsing runs before t*."""
+    panels = (("raw_grad_cos", "cos(ĝ_t, ĝ_t−1) surrogate gradients"), ("grad_cos", "cos(u_t, u_t−1) applied updates"),
+              ("drift", "‖θ_t − θ_0‖"))
+    with theme():
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+        for ax, (name, ylabel) in zip(axes, panels):
+            stable, collapsing = an.curves.get(name, (None, None))
+            if stable is None and collapsing is None:
+                _empty(ax, f"{name} not in store")
+            for curve, color, label in ((stable, STABLE, "stable runs"), (collapsing, COLLAPSING,
+                                                                          "collapsing runs, before t*")):
+                if curve is not None:
+                    ax.plot(an.steps, curve, color=color, lw=1, label=f"{label} (median)")
+            ax.set(xlabel="learner step t", ylabel=ylabel)
+            legend(ax, loc="best")
+        for key, ax in (("alignment_raw", axes[0]), ("alignment_applied", axes[1])):
+            iv = an.estimates.get(key)
+            if iv is not None and np.isfinite(iv.value):
+                note(ax, f"cos before t* − stable: {fmt_interval((-iv.value, -iv.high, -iv.low))} "
+                         f"(90 % bootstrap over seeds)", where=(0.02, 0.02))
+        if "drift" in an.curves:
+            axes[2].set(xscale="symlog", yscale="log")
+        fig.suptitle(f"{title}: alignment and drift")
+        fig.tight_layout()
+    return fig
+
+
+def bias(ds, an, title):
+    """‖b_t‖ against τ_t·η (τ_t the measured lag at the probe), the fitted slope, the held-out Theorem 1
+    line C_b U τ_t η and both splits' bounds; on LLM stores ‖b‖² with its per-probe 90 % interval."""
+    t1 = an.theorem1
+    p = t1.points
+    with theme():
+        fig, ax = plt.subplots(figsize=(6, 4.6))
+        if not p:
+            _empty(ax, "no bias probes in store: Theorem 1 not measured")
+            ax.set(title=f"{title}: staleness bias")
+            fig.tight_layout()
+            return fig
+        x, y, stable = p["x"], p["y"], p["stable"]
+        squared = "lo" in p
+        if squared:
+            ax.errorbar(x[stable], y[stable], yerr=[y[stable] - p["lo"][stable], p["hi"][stable] - y[stable]],
+                        fmt="o", ms=3, lw=0.6, color=STABLE, label="‖b‖² estimate, stable cells (90 % interval)")
+            ax.plot(x[~stable], y[~stable], ".", color=COLLAPSING, ms=3, alpha=0.5, label="collapsing cells")
+        else:
+            ax.plot(x[stable], y[stable], ".", color=STABLE, ms=3, alpha=0.5, label="‖b_t‖ exact, stable cells")
+            ax.plot(x[~stable], y[~stable], ".", color=COLLAPSING, ms=3, alpha=0.4, label="collapsing cells")
+        # the axes follow the probes: a vacuous bound is named in a note, never drawn off the scale
+        data = np.concatenate([y, p["hi"]]) if squared else y
+        data = data[np.isfinite(data) & ((data > 0) | squared)]
+        top = 3 * data.max() if data.size else 1.0
+        for name, marker, label, split in (("bound", "_", "Lemma 1 bound", "lemma1"),
+                                           ("bound_alt", "1", "other split (17b)", "alt")):
+            if name not in p:
+                continue
+            inside = p[name] <= top
+            if inside.any():
+                ax.plot(p["bins"][inside], p[name][inside], "k" + marker, ms=8, label=f"{label} (median per τ_t η)")
+            if not inside.all():
+                factor = t1.vacuity.get(split, {}).get("median_factor", np.nan)
+                note(ax, f"{label} above the axes at {int((~inside).sum())} of {inside.size} τ_t η "
+                         f"(median bound/‖b‖ = {factor:.2g})", where=(0.02, 0.9 if split == "lemma1" else 0.82))
+        if p.get("fit") is not None:
+            ax.plot(*p["fit"], "k-", lw=1.2, label=f"fit: slope s = {fmt_interval(t1.slope)} (90 % bootstrap)")
+        ax.set(xscale="log", yscale="symlog" if squared else "log",
+               xlabel="τ_t·η (τ_t: measured lag at the probe)",
+               ylabel="‖b_t‖²" if squared else "‖b_t‖", title=f"{title}: staleness bias (Theorem 1: s = 1)")
+        bottom, _ = ax.get_ylim()
+        ax.set_ylim(bottom, top)
+        line = p.get("theorem1")
+        if line is not None:
+            line = (line[0], line[1] ** 2) if squared else line
+            shown = line[1] <= top * 10
+            if shown.any():
+                ax.plot(line[0][shown], line[1][shown], "k--", lw=1, label="held-out Theorem 1 line C_b U τ_t η")
+            else:
+                note(ax, f"held-out Theorem 1 line C_b U τ_t η lies above the axes (≥ {line[1].min():.2g})",
+                     where=(0.02, 0.74))
+            ax.set_ylim(bottom, top)
+        legend(ax, loc="lower right")
+        fig.tight_layout()
+    return fig
+
+
+def staleness(ds, an, title):
+    """Histogram of the measured lag τ_t of every consumed batch, per τ (issue 12)."""
+    with theme():
+        fig, ax = plt.subplots(figsize=(5.8, 3.8))
+        if not an.lags:
+            _empty(ax, "staleness not in store (t mod τ assumed)")
+        width = 0.8 / max(len(an.lags), 1)
+        for k, (tau, (values, counts)) in enumerate(an.lags.items()):
+            ax.bar(values + (k - len(an.lags) / 2) * width, counts / counts.sum(), width=width, label=f"τ = {tau:g}")
+        ax.set(xlabel="measured lag τ_t (learner version − batch version)", ylabel="share of steps",
+               title=f"{title}: measured staleness")
+        legend(ax, loc="upper right")
         fig.tight_layout()
     return fig
 
@@ -120,139 +315,42 @@ def table2_markdown(rows, title):
 
 def table2_figure(ds, an, title):
     """Table 2 rendered as a figure."""
-    rows = an.table2()
-    cells = table2_cells(rows) or [["—"] * len(TABLE2_COLUMNS)]
+    cells = table2_cells(an.table2()) or [["—"] * len(TABLE2_COLUMNS)]
     with theme():
         fig, ax = plt.subplots(figsize=(7, 0.8 + 0.25 * len(cells)))
         ax.axis("off")
         ax.table(cellText=cells, colLabels=[h for _, h, _ in TABLE2_COLUMNS], loc="center")
-        ax.set_title(f"Table 2 — {title}: collapsing cells (medians over collapsed seeds)")
+        ax.set_title(f"Table 2 — {title}: collapsing cells (medians over collapsed seeds; t* mid-interval)")
         fig.tight_layout()
     return fig
 
 
-def _class_curve(values, mask):
-    """Median over runs in ``mask`` of a (tau, eta, seed, step) series, NaN where none is finite."""
-    chosen = values[mask]
-    if chosen.size == 0 or not np.isfinite(chosen).any():
-        return None
-    with np.errstate(all="ignore"), _quiet():
-        return np.nanmedian(chosen, axis=0)
-
-
-@contextlib.contextmanager
-def _quiet():
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        yield
-
-
-def dynamics(ds, an, title):
-    """Fig. 3: grad_cos over time, stable vs collapsing (before t*); drift vs t, log–log, slopes ½ and 1."""
-    collapsed = an.t_star >= 0
-    before = an.steps[None, None, None, :] < np.where(collapsed, an.t_star, an.steps.size)[..., None]
+def baselines(ds, an, title, outcomes):
+    """Final quality (val_reward, else the training reward; ± s.e. over seeds) and collapse rate against τ for each
+    learning-rate policy."""
     with theme():
-        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-        for name, ax, ylabel in (("grad_cos", left, "cos(u_t, u_{t−1})"), ("drift", right, "‖θ_t − θ_0‖")):
-            values = series(ds, name)
-            if values is None:
-                ax.text(0.5, 0.5, f"{name} not in store", ha="center", transform=ax.transAxes)
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.8, 5.8), sharex=True)
+        for name, rows in outcomes.items():
+            if not rows:
                 continue
-            values = np.where(before, values, np.nan)
-            for mask, color, label in ((~collapsed, STABLE, "stable"), (collapsed, COLLAPSING, "collapsing")):
-                curve = _class_curve(values, mask)
-                if curve is not None:
-                    ax.plot(an.steps, curve, color=color, label=f"{label} (median)")
-            ax.set(xlabel="learner step t", ylabel=ylabel)
-        if series(ds, "drift") is not None:
-            right.set(xscale="log", yscale="log")
-            t = an.steps[an.steps >= 1]
-            drift = series(ds, "drift")
-            anchor = np.nanmedian(drift[..., np.searchsorted(an.steps, 1)]) if t.size else np.nan
-            if np.isfinite(anchor) and anchor > 0:
-                right.plot(t, anchor * t ** 0.5, "k:", label="slope ½ (diffusive)")
-                right.plot(t, anchor * t, "k--", label="slope 1 (ballistic)")
-        for ax in (left, right):
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=7)
-        fig.suptitle(f"{title}: update alignment and drift (msd_slope stable "
-                     f"{an.estimates['msd_stable'].value:.2f}, collapsing {an.estimates['msd_collapsing'].value:.2f})")
+            tau = [r["tau"] for r in rows]
+            top.errorbar(tau, [r["final"] for r in rows], yerr=[r["final_se"] for r in rows],
+                         marker="o", ms=4, capsize=2, label=name)
+            bottom.plot(tau, [r["collapse_rate"] for r in rows], marker="o", ms=4, label=name)
+        quality = {r["quality"] for rows in outcomes.values() for r in rows}
+        top.set(ylabel="final val_reward" if quality == {"val_reward"} else "final training reward",
+                title=f"{title}: learning-rate policies on the (τ, η) grid")
+        note(top, "bars: ± 1 s.e. over seeds", where=(0.02, 0.02))
+        legend(top, loc="upper right")
+        bottom.set(xscale="log", xlabel="staleness τ", ylabel="collapse rate", ylim=(-0.05, 1.05))
+        bottom.set_xticks(an.taus, [f"{t:g}" for t in an.taus], minor=False)
+        bottom.minorticks_off()
+        if "ESS-scaled" not in outcomes:
+            note(bottom, "ESS-scaled η·min(1, ESS/ESS₀): no ESS sweep given", where=(0.02, 0.85))
         fig.tight_layout()
     return fig
 
 
-def theorem1_constants(ds, runs):
-    """``(C_b, U)`` over the runs where ``runs`` (``(tau, eta, seed)`` bool) holds: the largest secant
-    ``bias_bound / stale_drift`` and ``update_norm`` they recorded (NaN when absent)."""
-    bound, drift, update = series(ds, "bias_bound"), series(ds, "stale_drift"), series(ds, "update_norm")
-    if bound is None or drift is None or update is None or not runs.any():
-        return np.nan, np.nan
-    with _quiet(), np.errstate(divide="ignore", invalid="ignore"):
-        secant = np.where(drift[runs] > 0, bound[runs] / drift[runs], np.nan)
-        u = np.where(np.isfinite(update[runs]), update[runs], np.nan)
-        return (float(np.nanmax(secant)) if np.isfinite(secant).any() else np.nan,
-                float(np.nanmax(u)) if np.isfinite(u).any() else np.nan)
-
-
-def _cell_medians(values, cells):
-    """Median over every axis but the (τ, η) cell, one value per cell."""
-    with _quiet():
-        return np.nanmedian(values.reshape(cells, -1), axis=1)
-
-
-def bias(ds, an, title):
-    """bias_norm against τη (log–log) per cell, beside Lemma 1's bias_bound and the Theorem 1 line C_b U τη."""
-    bias_norm = series(ds, "bias_norm")
-    tau_eta = (an.taus[:, None] * an.etas[None, :]).ravel()
-    med = None if bias_norm is None else _cell_medians(bias_norm, tau_eta.size)
-    with theme():
-        fig, ax = plt.subplots(figsize=(5.5, 4.2))
-        if med is None or not (med > 0).any():
-            ax.text(0.5, 0.5, "bias_norm not in store" if med is None else "bias_norm is 0 in every cell",
-                    ha="center", transform=ax.transAxes)
-        else:
-            _draw_bias(ax, ds, an, tau_eta, med)
-        ax.set(xlabel="τ·η", ylabel="‖b_t‖", title=f"{title}: staleness bias")
-        fig.tight_layout()
-    return fig
-
-
-def _draw_bias(ax, ds, an, tau_eta, med):
-    shown = med > 0  # τ = 1 has no staleness: b = 0 exactly, off a log axis
-    lo, hi = series(ds, "bias_norm_lo"), series(ds, "bias_norm_hi")
-    if lo is not None and hi is not None:  # an estimate (llm): the median of its own interval
-        low, high = _cell_medians(lo, tau_eta.size), _cell_medians(hi, tau_eta.size)
-        label = "bias_norm estimate (median, median interval)"
-    else:
-        with _quiet():
-            low, high = np.nanpercentile(series(ds, "bias_norm").reshape(tau_eta.size, -1), [5, 95], axis=1)
-        label = "bias_norm (median, 5–95 % over steps and seeds)"
-    ax.errorbar(tau_eta[shown], med[shown], yerr=np.clip([med - low, high - med], 0, None)[:, shown], fmt="o",
-                ms=4, label=label)
-    drawn = [low, high, med]
-    bound = series(ds, "bias_bound")
-    if bound is not None:
-        drawn.append(_cell_medians(bound, tau_eta.size))
-        ax.plot(tau_eta[shown], drawn[-1][shown], "k_", ms=9, mew=1.5, label="bias_bound (Lemma 1, median per cell)")
-    ax.set(xscale="log", yscale="log")
-    values = np.concatenate([v[shown] for v in drawn])
-    values = values[np.isfinite(values) & (values > 0)]
-    ax.set_ylim(values.min() / 3, values.max() * 3)  # a vacuous bound line must not flatten the data
-    # Theorem 1's constants are sups over the region training visits: the stable runs' region, since a collapse
-    # leaves every region where they stay finite (its ratios, hence G, grow without bound)
-    c_b, u = theorem1_constants(ds, an.t_star < 0)
-    if np.isfinite(c_b) and np.isfinite(u):
-        x = np.geomspace(tau_eta[shown].min(), tau_eta[shown].max(), 50)
-        line = theorem1_bound(c_b, u, x, 1.0)
-        where = "" if line.min() <= ax.get_ylim()[1] else f"; above the axes, ≥ {line.min():.2g}"
-        ax.plot(x, line, "k--", lw=1, label=f"Theorem 1: C_b U τη (C_b = {c_b:.3g}, U = {u:.3g}, sups over "
-                                             f"stable runs{where})")
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.legend(fontsize=7)
-
-
-FIGURES = {"reward": reward_curves, "phase": phase_diagram, "table2": table2_figure, "dynamics": dynamics,
-           "bias": bias}
+FIGURES = {"reward": reward_curves, "phase": phase_diagram, "survival": survival, "drift": drift_exponent,
+           "table2": table2_figure, "dynamics": dynamics, "bias": bias, "staleness": staleness}
 """Figure name → drawing function ``f(ds, analysis, title) -> Figure``."""

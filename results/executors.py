@@ -33,9 +33,9 @@ def check_executor(executor, workers=None, address=None):
     if executor not in EXECUTORS:
         raise ValueError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     if workers is not None and workers < 1:
-        raise ValueError(f"workers = {workers} must be ≥ 1")
+        raise ValueError(f"--workers {workers} must be ≥ 1")
     if address is not None and executor != "ray":
-        raise ValueError(f"address {address!r} needs the ray executor")
+        raise ValueError(f"--address {address!r} needs --executor ray, not {executor!r}")
     if address is not None and workers is not None:
         raise ValueError(f"workers = {workers} sizes a local Ray instance; the cluster at {address} uses its own CPUs")
     if executor == "ray" and importlib.util.find_spec("ray") is None:

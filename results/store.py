@@ -1,6 +1,6 @@
 """Results store: one xarray Dataset per sweep, netCDF on disk.
 
-Layout (STYLE.md §9): sweep values are coords (``tau``, ``eta``, ``seed``,
+Layout: sweep values are coords (``tau``, ``eta``, ``seed``,
 ``step``, ...), never attrs; attrs hold the config as JSON, the package version,
 the git commit, the seed and the creation time. A sweep in progress keeps one
 file per finished grid point in ``STORE.parts/``; :meth:`SweepStore.finish`

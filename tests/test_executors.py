@@ -9,6 +9,7 @@ import torch
 import xarray as xr
 
 from llm import sweep as llm_sweep
+from theory.metrics import PROJECTIONS
 from results import run_jobs
 from synthetic.sweep import SweepConfig, run_sweep
 
@@ -18,6 +19,7 @@ LOAD = dataclasses.replace(TINY, taus=tuple(range(1, 51)))
 """200 runs in 50 jobs (one per τ), many more than workers."""
 
 
+@pytest.mark.slow  # a Ray instance takes ~50 s to start on 2 cores
 def test_ray_store_equals_local_and_ray_is_shut_down(tmp_path):
     local = run_sweep(TINY, tmp_path / "local.nc", progress=False)
     on_ray = run_sweep(TINY, tmp_path / "ray.nc", progress=False, executor="ray", workers=1)
@@ -28,10 +30,11 @@ def test_ray_store_equals_local_and_ray_is_shut_down(tmp_path):
     xr.testing.assert_identical(local.drop_attrs(), run_sweep(TINY, tmp_path / "ray.nc", progress=False).drop_attrs())
 
 
+@pytest.mark.slow  # 50 jobs, ~45 s; the llm pool test below keeps the process executor in the default tier
 def test_200_runs_on_a_process_pool_give_the_local_store(tmp_path):
     pooled = run_sweep(LOAD, tmp_path / "pool.nc", progress=False, executor="process", workers=2)
     assert len(list((tmp_path / "pool.nc.parts").glob("tau=*.nc"))) == 50
-    assert dict(pooled.sizes) == {"tau": 50, "eta": 2, "seed": 2, "step": 20}
+    assert dict(pooled.sizes) == {"tau": 50, "eta": 2, "seed": 2, "step": 20, "proj": PROJECTIONS}
     assert pooled.reward.notnull().all() and pooled.tau.values.tolist() == list(range(1, 51))
     local = run_sweep(LOAD, tmp_path / "local.nc", progress=False)
     xr.testing.assert_identical(local.drop_attrs(), pooled.drop_attrs())

@@ -1,6 +1,7 @@
 """Faults: a killed sweep resumes exactly, damaged files are reported and recomputed, divergence is a
 collapse, and a checkpoint's code never runs."""
 
+import dataclasses
 import logging
 import os
 import pickle
@@ -21,15 +22,15 @@ from llm.pipeline import train
 from llm.sweep import SweepConfig as LlmSweepConfig
 from llm.sweep import run_dataset
 from synthetic.sweep import SweepConfig, run_sweep
-from theory.collapse import collapse_step
+from analysis.events import collapse_step
 
 REPO = Path(__file__).resolve().parents[1]
 # TINY's run config (tests/test_sweep.py), so in-process sweeps share its compiled grid function
-KILLED = SweepConfig(task="contextual", taus=tuple(range(1, 41)), etas=(0.5, 4.0), seeds=2, steps=20,
-                     exact_every=10, batch=8)
+KILLED = SweepConfig.preset("contextual", taus=tuple(range(1, 41)), etas=(0.5, 4.0), seeds=2, steps=20,
+                            exact_every=10, batch=8)
 KILLED_ARGS = ["--task", "contextual", "--tau", ",".join(map(str, KILLED.taus)), "--eta", "0.5,4", "--seeds", "2",
                "--steps", "20", "--exact-every", "10", "--batch", "8", "--no-progress"]
-SMALL = SweepConfig(task="contextual", taus=(1, 3), etas=(0.5, 4.0), seeds=2, steps=20, exact_every=10, batch=8)
+SMALL = dataclasses.replace(KILLED, taus=(1, 3))
 
 
 def repro_process(*args):
@@ -142,9 +143,10 @@ def test_a_diverged_llm_run_is_stored_as_collapsed_at_its_step(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)  # the warm-start cache lands here
     steps = 12
     run = RunConfig(tau=1, eta=1e12, seed=0, steps=steps, grpo=GRPOConfig(optimizer="sgd", val_every=6))
-    series, nan_step = train(run)  # SGD at η = 1e12: the weights are infinite after the first update
+    series, theta_proj, constants, nan_step = train(run)  # SGD at η = 1e12: infinite weights after one update
     assert nan_step == 1
-    ds = run_dataset(run, series, nan_step, LlmSweepConfig(taus=(1,), etas=(1e12,), steps=steps))
+    ds = run_dataset(run, series, theta_proj, constants, nan_step,
+                     LlmSweepConfig(taus=(1,), etas=(1e12,), steps=steps))
     assert ds.nan_step.values.ravel().tolist() == [1]
     assert np.isnan(ds.drift.values[..., 1:]).all() and np.isfinite(ds.drift.values[..., 0]).all()
     assert collapse_step(ds.reward.values).item() == 1
