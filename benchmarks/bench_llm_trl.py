@@ -1,18 +1,24 @@
 """GRPO throughput of ``llm/`` against TRL's ``GRPOTrainer`` on the tiny Llama, side by side in one run.
 
+Three shapes by default: τ = 1 and τ = 4 at 4 new tokens, and τ = 4 at 32 new tokens (where generation
+dominates); ``--shapes`` takes ``TAU:TOKENS`` pairs.
+
 Both engines train the same weights (the tiny Llama of one seed, no warm
-start) on the same arithmetic prompts with the same shapes: B prompts × n
-completions per rollout batch, at most ``L`` new tokens, sampled at
-temperature 1, consumed in τ learner steps of B·n/τ completions each (our
-``reuse = slices``; TRL's ``steps_per_generation = τ``), clip ε = 0.2, no KL,
-AdamW at the same η. Reported per engine, from the wall time of the whole run
+start) on arithmetic prompts with the same shapes: B·n/τ completions of at most
+``L`` new tokens per learner step, sampled at temperature 1, maximum lag τ − 1,
+clip ε = 0.2, no KL, AdamW at the same η. TRL draws B prompts × n completions
+and consumes them in τ slices (``steps_per_generation = τ``); so does ``llm/
+reuse`` (``reuse = slices``), while ``llm/ async`` draws B/τ prompts per learner
+step in a worker thread τ − 1 steps ahead (:class:`llm.sources.Async`). TRL
+runs at each of ``--trl-threads`` torch thread counts (default one and two, the cores llm/ async occupies),
+its fastest counts. Reported per engine, from the wall time of the whole run
 (rollouts + learner steps, model loading excluded), fastest of ``--repeats``
 interleaved runs:
 
 * learner steps per second;
 * generated completion tokens per second (tokens up to and including EOS).
 
-Run: ``python benchmarks/bench_llm_trl.py [--steps 32] [--tau 4] [--threads 1]``.
+Run: ``python benchmarks/bench_llm_trl.py [--steps 32] [--shapes 1:4,4:4,4:32] [--threads 1]``.
 TRL runs offline on CPU (``HF_HUB_OFFLINE=1``, ``use_cpu=True``, no vLLM).
 """
 
@@ -55,13 +61,18 @@ class Shapes:
     """Seed of the weights, the prompts and the sampling."""
 
 
-def ours(shapes, model_and_tokenizer):
-    """``(seconds, learner steps, generated tokens)`` of :func:`llm.pipeline.train` on the given weights."""
+def ours(shapes, model_and_tokenizer, pipeline="reuse"):
+    """``(seconds, learner steps, generated tokens)`` of :func:`llm.pipeline.train` on the given weights.
+
+    ``reuse``: B prompts per rollout batch, its τ slices consumed by τ learner steps (TRL's shape exactly).
+    ``async``: B/τ prompts per rollout batch, one batch per learner step drawn by a worker thread τ − 1 steps
+    ahead: the same completions per learner step, the same maximum lag τ − 1, sampling beside learning.
+    """
+    prompts, reuse = (shapes.prompts, "slices") if pipeline == "reuse" else (shapes.prompts // shapes.tau, "whole")
     config = RunConfig(tau=shapes.tau, eta=shapes.eta, seed=shapes.seed, steps=shapes.steps,
                        warmstart=WarmstartConfig(steps=0),
-                       grpo=GRPOConfig(prompts=shapes.prompts, group=shapes.group,
-                                       max_new_tokens=shapes.max_new_tokens, reuse="slices",
-                                       val_every=shapes.steps + 1))
+                       grpo=GRPOConfig(prompts=prompts, group=shapes.group, max_new_tokens=shapes.max_new_tokens,
+                                       reuse=reuse, pipeline=pipeline, val_every=shapes.steps + 1))
     tokens = []
     sample = llm.sources.rollout
 
@@ -73,7 +84,7 @@ def ours(shapes, model_and_tokenizer):
     llm.sources.rollout = counting_rollout
     try:
         start = time.perf_counter()
-        series, nan_step = llm.pipeline.train(config, model_and_tokenizer)
+        series, _, _, nan_step = llm.pipeline.train(config, model_and_tokenizer)
         seconds = time.perf_counter() - start
     finally:
         llm.sources.rollout = sample
@@ -81,8 +92,8 @@ def ours(shapes, model_and_tokenizer):
     return seconds, shapes.steps, sum(tokens)
 
 
-def trl(shapes, model_and_tokenizer, problems):
-    """``(seconds, learner steps, generated tokens)`` of TRL's GRPOTrainer on the given weights."""
+def trl(shapes, model_and_tokenizer, problems, threads):
+    """``(seconds, learner steps, generated tokens)`` of TRL's GRPOTrainer on the given weights and threads."""
     from datasets import Dataset
     from trl import GRPOConfig as TRLConfig
     from transformers import PrinterCallback
@@ -107,50 +118,62 @@ def trl(shapes, model_and_tokenizer, problems):
         trainer = GRPOTrainer(model=model, reward_funcs=arithmetic_reward, args=args, train_dataset=dataset,
                               processing_class=tokenizer)
         trainer.remove_callback(PrinterCallback)  # its per-step log dicts would bury the comparison
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
+        torch.set_num_threads(before)
         # logged once per rollout batch: the mean completion length (EOS included, as in our completion mask)
         lengths = [entry["completions/mean_length"] for entry in trainer.state.log_history
                    if "completions/mean_length" in entry]
-    return seconds, trainer.state.global_step, sum(lengths) * completions
+    return seconds, trainer.state.global_step, round(sum(lengths) * completions)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=32)
-    parser.add_argument("--tau", type=int, default=4)
+    parser.add_argument("--shapes", default="1:4,4:4,4:32", help="comma list of TAU:MAX_NEW_TOKENS")
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--group", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of llm/")
+    parser.add_argument("--trl-threads", default="1,2",
+                        help="comma list of TRL's torch thread counts; its fastest counts (llm/ async runs a sampler "
+                             "and a learner thread)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per engine; the fastest counts")
     a = parser.parse_args()
-    if a.steps % a.tau or (a.prompts * a.group) % a.tau:
-        parser.error("--steps and prompts × group must be multiples of --tau")
+    shapes = [Shapes(a.steps, int(tau), a.prompts, a.group, int(tokens), 1e-4, a.seed)
+              for tau, tokens in (item.split(":") for item in a.shapes.split(","))]
+    for shape in shapes:
+        if a.steps % shape.tau or a.prompts % shape.tau:
+            parser.error(f"--steps and --prompts must be multiples of τ = {shape.tau}")
+    trl_threads = [int(n) for n in a.trl_threads.split(",")]
     torch.set_num_threads(a.threads)
     warnings.filterwarnings("ignore")
-    shapes = Shapes(a.steps, a.tau, a.prompts, a.group, a.max_new_tokens, 1e-4, a.seed)
     weights = load(ModelConfig("tiny"), a.seed)
-    problems = Arithmetic().train(np.random.default_rng(a.seed), a.steps // a.tau * a.prompts)
-    engines = {"llm/": lambda w: ours(shapes, w), "TRL GRPOTrainer": lambda w: trl(shapes, w, problems)}
-    runs = {name: [] for name in engines}
-    for _ in range(a.repeats):  # interleaved, so load from other processes hits both engines alike
-        for name, run in engines.items():
-            runs[name].append(run((weights[0], copy.deepcopy(weights[1]))))
-    results = {name: min(found, key=lambda r: r[0]) for name, found in runs.items()}  # fastest of the repeats
     print(f"tiny Llama, {sum(p.numel() for p in weights[1].parameters()):,} parameters; B = {a.prompts}, "
-          f"n = {a.group}, L ≤ {a.max_new_tokens}, τ = {a.tau}, {a.steps} learner steps, {a.threads} thread(s), "
-          f"fastest of {a.repeats}")
-    rates = {}
-    for name, (seconds, steps, tokens) in results.items():
-        rates[name] = (steps / seconds, tokens / seconds)
-        print(f"{name:>16}: {seconds:7.2f} s, {steps / seconds:7.2f} learner steps/s, "
-              f"{tokens / seconds:8.1f} generated tokens/s ({tokens:.0f} tokens)")
-    ours_rate, trl_rate = rates["llm/"], rates["TRL GRPOTrainer"]
-    print(f"ratio llm/ ÷ TRL: {ours_rate[0] / trl_rate[0]:.2f}× learner steps/s, "
-          f"{ours_rate[1] / trl_rate[1]:.2f}× generated tokens/s (target ≥ 1.5×)")
+          f"n = {a.group}, {a.steps} learner steps, {a.threads} thread(s), fastest of {a.repeats} interleaved runs")
+    print(f"{'shape':>14} {'engine':>16} {'seconds':>8} {'steps/s':>8} {'tokens/s':>9} {'tokens':>7}")
+    for shape in shapes:
+        problems = Arithmetic().train(np.random.default_rng(a.seed), a.steps // shape.tau * a.prompts)
+        engines = {"llm/ reuse": lambda w: ours(shape, w),
+                   **({"llm/ async": lambda w: ours(shape, w, "async")} if shape.tau > 1 else {}),
+                   **{f"TRL {n} thread(s)": lambda w, n=n: trl(shape, w, problems, n) for n in trl_threads}}
+        runs = {name: [] for name in engines}
+        for _ in range(a.repeats):  # interleaved, so load from other processes hits both engines alike
+            for name, run in engines.items():
+                runs[name].append(run((weights[0], copy.deepcopy(weights[1]))))
+        rates = {}
+        for name, found in runs.items():
+            seconds, steps, tokens = min(found, key=lambda r: r[0])  # the fastest of the repeats
+            rates[name] = (steps / seconds, tokens / seconds)
+            label = f"τ={shape.tau}, L≤{shape.max_new_tokens}"
+            print(f"{label:>14} {name:>16} {seconds:8.2f} {steps / seconds:8.2f} {tokens / seconds:9.1f} {tokens:7d}")
+        best = lambda prefix: max(r for name, r in rates.items() if name.startswith(prefix))  # noqa: E731
+        ours_rate, trl_rate = best("llm/"), best("TRL")
+        print(f"{'':>14} {'best ÷ best':>16} {'':>8} {ours_rate[0] / trl_rate[0]:7.2f}× "
+              f"{ours_rate[1] / trl_rate[1]:8.2f}×  (target ≥ 2× learner steps/s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The GRPO loss of THEORY.md (3) on token log-probs, built from :mod:`theory.grpo`.
+"""The GRPO loss of docs/theory.md (3) on token log-probs, built from :mod:`theory.grpo`.
 
 **[choice]** Per-token ratios (2) by default: each completion's clipped terms are
 averaged over its tokens, then over the n completions and the B groups (the

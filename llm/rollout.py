@@ -1,10 +1,12 @@
 """Rollouts: n sampled completions per prompt, behaviour log-probs and the policy version.
 
 Sampling draws from ``softmax(logits / T)`` with an explicit ``torch.Generator``.
-The behaviour log-probs ``log π_β(y_t | x, y_<t)`` are scored right after
-generation by :func:`token_logprobs` under the generating weights, the same
-function the learner uses, so a batch consumed by the weights that drew it has
-ratios exactly 1 (a KV-cached sampler's numbers differ in the last bits).
+The behaviour log-probs ``log π_β(y_t | x, y_<t)`` are scored by :func:`token_logprobs`
+under the generating weights, the same function the learner uses, so a batch
+consumed by the weights that drew it has ratios exactly 1 (a KV-cached sampler's
+numbers differ in the last bits). A batch whose first consumer is the learner at
+the generating weights (lag 0) is left unscored: the learner's own forward gives
+those numbers, bit for bit, so the scoring forward would be wasted.
 """
 
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ import torch
 from llm.tasks import reward
 
 
-@dataclass(frozen=True)
+@dataclass
 class Batch:
     """B groups of n completions; rows are prompt-major (row ``b·n + i`` is sample i of prompt b)."""
 
@@ -24,8 +26,8 @@ class Batch:
     """[B·n, P + L] 1 on real tokens."""
     completion_mask: torch.Tensor
     """[B·n, L] 1 on completion tokens up to and including the end-of-sequence token."""
-    behaviour_logp: torch.Tensor
-    """[B·n, L] log π_β of each completion token, recorded at generation time."""
+    behaviour_logp: torch.Tensor | None
+    """[B·n, L] log π_β of each completion token under the generating weights; None until scored."""
     rewards: torch.Tensor
     """[B, n] binary rewards."""
     version: int
@@ -35,8 +37,9 @@ class Batch:
         """The sub-batch of the groups in ``groups`` (a slice of prompt indices)."""
         n = self.rewards.shape[1]
         rows = slice(groups.start * n, groups.stop * n)
-        return Batch(self.input_ids[rows], self.attention_mask[rows], self.completion_mask[rows],
-                     self.behaviour_logp[rows], self.rewards[groups], self.version)
+        behaviour = None if self.behaviour_logp is None else self.behaviour_logp[rows]
+        return Batch(self.input_ids[rows], self.attention_mask[rows], self.completion_mask[rows], behaviour,
+                     self.rewards[groups], self.version)
 
 
 def positions(attention_mask):
@@ -46,28 +49,38 @@ def positions(attention_mask):
 
 def token_logprobs(model, input_ids, attention_mask, completion_length, temperature=1.0):
     """[N, L] log-probs of the last ``completion_length`` tokens under ``model`` at ``temperature``."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask,
-                   position_ids=positions(attention_mask)).logits
-    logits = logits[:, -completion_length - 1:-1].float() / temperature
+    # logits at the completion's positions only: over a long prompt the full [N, P + L, V] tensor (V ≈ 50–130 k)
+    # would outweigh the model itself
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions(attention_mask),
+                   logits_to_keep=completion_length + 1).logits
+    logits = logits[:, :-1].float() / temperature
     targets = input_ids[:, -completion_length:]
     return torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompts, max_new_tokens, temperature, generator):
-    """Sample one completion per prompt (``temperature = 0``: greedy), with a KV cache.
+def generate(model, tokenizer, prompts, max_new_tokens, temperature, generator, repeats=1):
+    """Sample ``repeats`` completions of each prompt (``temperature = 0``: greedy), with a KV cache.
 
-    Returns ``(input_ids, attention_mask, completion_mask)`` as in :class:`Batch`.
+    Each prompt is encoded once and its cache repeated ``repeats`` times (a group shares its prompt, so a
+    long few-shot prompt costs one prefill, not n). Returns ``(input_ids, attention_mask, completion_mask)``
+    as in :class:`Batch`, prompt-major.
     """
     device = next(model.parameters()).device
     encoded = tokenizer(prompts, padding=True, return_tensors="pt", add_special_tokens=False).to(device)
     ids, mask = encoded.input_ids, encoded.attention_mask
-    done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
-    cache, step_ids, new = None, ids, []
-    for _ in range(max_new_tokens):
-        out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions(mask)[:, -step_ids.shape[1]:],
-                    cache=cache, use_cache=True)
-        cache, logits = out.cache, out.logits[:, -1].float()
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=True, logits_to_keep=1)
+    cache, logits = out.cache, out.logits[:, -1].float().repeat_interleave(repeats, dim=0)
+    if repeats > 1:
+        cache.batch_repeat_interleave(repeats)
+        ids, mask = ids.repeat_interleave(repeats, dim=0), mask.repeat_interleave(repeats, dim=0)
+    done = torch.zeros(ids.shape[0], dtype=torch.bool, device=device)
+    new = []
+    for step in range(max_new_tokens):
+        if step:
+            out = model(input_ids=ids[:, -1:], attention_mask=mask, position_ids=positions(mask)[:, -1:],
+                        cache=cache, use_cache=True)
+            cache, logits = out.cache, out.logits[:, -1].float()
         if not torch.isfinite(logits).all():
             raise FloatingPointError("the policy's logits are not finite")
         if temperature == 0:
@@ -77,8 +90,7 @@ def generate(model, tokenizer, prompts, max_new_tokens, temperature, generator):
         token = torch.where(done, tokenizer.pad_token_id, token)
         new.append(~done)
         mask = torch.cat([mask, (~done).long()[:, None]], dim=1)
-        step_ids = token[:, None]
-        ids = torch.cat([ids, step_ids], dim=1)
+        ids = torch.cat([ids, token[:, None]], dim=1)
         done = done | (token == tokenizer.eos_token_id)
         if done.all():
             break
@@ -87,16 +99,19 @@ def generate(model, tokenizer, prompts, max_new_tokens, temperature, generator):
 
 def decode_completions(tokenizer, input_ids, completion_mask):
     """Completion texts (without the end-of-sequence token)."""
-    tail = input_ids[:, -completion_mask.shape[1]:]
-    return [tokenizer.decode(row[keep.bool()], skip_special_tokens=True) for row, keep in zip(tail, completion_mask)]
+    tail = input_ids[:, -completion_mask.shape[1]:].tolist()
+    rows = [[token for token, keep in zip(row, keeps) if keep] for row, keeps in zip(tail, completion_mask.tolist())]
+    return tokenizer.batch_decode(rows, skip_special_tokens=True)
 
 
-def rollout(model, tokenizer, problems, group, max_new_tokens, temperature, generator, version):
-    """A :class:`Batch` of ``group`` completions for each problem, tagged with ``version``."""
-    prompts = [p.prompt for p in problems for _ in range(group)]
-    ids, mask, completion_mask = generate(model, tokenizer, prompts, max_new_tokens, temperature, generator)
-    with torch.no_grad():
-        behaviour = token_logprobs(model, ids, mask, completion_mask.shape[1], temperature)
+def rollout(model, tokenizer, problems, group, max_new_tokens, temperature, generator, version, score=True):
+    """A :class:`Batch` of ``group`` completions for each problem, tagged with ``version`` (scored if ``score``)."""
+    ids, mask, completion_mask = generate(model, tokenizer, [p.prompt for p in problems], max_new_tokens,
+                                          temperature, generator, repeats=group)
+    behaviour = None
+    if score:
+        with torch.no_grad():
+            behaviour = token_logprobs(model, ids, mask, completion_mask.shape[1], temperature)
     texts = decode_completions(tokenizer, ids, completion_mask)
     answers = [p.answer for p in problems for _ in range(group)]
     rewards = torch.tensor([reward(t, a) for t, a in zip(texts, answers)]).reshape(len(problems), group)

@@ -1,15 +1,15 @@
-"""Where the learner's batches come from: the ``reuse`` and ``async`` pipelines of THEORY.md §3.
+"""Where the learner's batches come from: the ``reuse`` and ``async`` pipelines of docs/theory.md §3.
 
-Both hand learner step t a batch and the flat weights β that generated it;
-staleness is measured by the learner as t − ``batch.version``.
+Both hand learner step t a batch and the flat weights β that generated it; staleness is measured by the
+learner as t − ``batch.version``.
 
-* :class:`Reuse` (11): the batch of θ_{kτ} serves steps kτ … kτ+τ−1, then the
-  sampler syncs — deterministic, the paper's convention.
-* :class:`Async`: a rollout thread samples continuously with its own copy of
-  the weights, which the learner overwrites after every step (a weight sync);
-  a batch older than τ − 1 versions is dropped, so staleness never exceeds
-  τ − 1, and how stale each step really was depends on timing (measured, not
-  set). Not bit-reproducible across runs: thread timing decides the lags.
+* :class:`Reuse` (11): the batch of θ_{kτ} serves steps kτ … kτ+τ−1, then the sampler syncs, so
+  τ_t = t mod τ.
+* :class:`Async`: a rollout worker thread runs ahead of the learner through a queue of depth τ − 1. It draws
+  batch s with the weights θ_{max(0, s−τ+1)}, which the learner hands it right after step s − τ, so while the
+  learner takes step t the worker samples batch t + τ − 1 from θ_t: every consumed batch has lag
+  τ_t = min(t, τ − 1), exactly τ − 1 once the queue is full (enforced by the hand-over, not a cap that drops
+  batches). Sampling overlaps learning; the numbers do not depend on thread timing.
 """
 
 import copy
@@ -28,13 +28,16 @@ class Reuse:
     def __init__(self, model, tokenizer, draw, grpo, tau, generator):
         self.model, self.tokenizer, self.draw, self.grpo, self.tau, self.generator = (
             model, tokenizer, draw, grpo, tau, generator)
-        self.current, self.dropped = None, 0
+        # a whole batch is first consumed at lag 0, where the learner's forward is the behaviour score
+        self.score = grpo.reuse == "slices" and tau > 1
+        self.current = None
 
     def batch(self, t):
         if t % self.tau == 0:
             g = self.grpo
             self.current = (rollout(self.model, self.tokenizer, self.draw(), g.group, g.max_new_tokens,
-                                    g.temperature, self.generator, version=t), flat_params(self.model))
+                                    g.temperature, self.generator, version=t, score=self.score),
+                            flat_params(self.model))
         return self.current
 
     def sync(self, version):
@@ -45,54 +48,60 @@ class Reuse:
 
 
 class Async:
-    """A rollout thread with the weights of the last sync; batches carry the version they were sampled with."""
+    """A rollout worker with its own copy of the weights, τ − 1 batches ahead of the learner."""
 
     def __init__(self, model, tokenizer, draw, grpo, tau, generator):
-        self.model, self.tau = model, tau
-        self.sampler = copy.deepcopy(model).eval()
-        self.lock, self.version, self.dropped = threading.Lock(), 0, 0
-        self.queue, self.stop = queue.Queue(maxsize=1), threading.Event()
+        self.model, self.depth = model, tau - 1
+        self.sampler = copy.deepcopy(model).eval()  # sampling runs without autograd; flat_params reads these
+        self.ready = queue.Queue()
+        self.state = threading.Condition()
+        self.loaded, self.generated, self.stop, self.failed = 0, 0, False, False
         self.worker = threading.Thread(target=self._sample, args=(tokenizer, draw, grpo, generator), daemon=True)
         self.worker.start()
 
     def _sample(self, tokenizer, draw, grpo, generator):
-        while not self.stop.is_set():
+        s = 0
+        while True:
+            version = max(0, s - self.depth)
+            with self.state:
+                self.state.wait_for(lambda: self.stop or self.loaded >= version)
+                if self.stop:
+                    return
             try:
-                with self.lock:  # the learner cannot overwrite the weights mid-generation
-                    item = (rollout(self.sampler, tokenizer, draw(), grpo.group, grpo.max_new_tokens,
-                                    grpo.temperature, generator, version=self.version), flat_params(self.sampler))
+                item = (rollout(self.sampler, tokenizer, draw(), grpo.group, grpo.max_new_tokens, grpo.temperature,
+                                generator, version=version), flat_params(self.sampler))
             except Exception as error:  # handed to the learner, which re-raises it: a dead worker must not hang it
                 item = error
-            while not self.stop.is_set():
-                try:
-                    self.queue.put(item, timeout=0.05)
-                    break
-                except queue.Full:
-                    continue
+            self.ready.put(item)
+            with self.state:
+                self.generated, self.failed = s + 1, isinstance(item, Exception)
+                self.state.notify_all()
+            if isinstance(item, Exception):
+                return
+            s += 1
 
     def batch(self, t):
-        while True:
-            item = self.queue.get()
-            if isinstance(item, Exception):
-                raise item
-            if t - item[0].version <= self.tau - 1:
-                return item
-            self.dropped += 1
+        item = self.ready.get()
+        if isinstance(item, Exception):
+            raise item
+        return item
 
     def sync(self, version):
-        """Copy the learner's weights into the sampler; batches sampled from now on carry ``version``."""
-        with self.lock, torch.no_grad():
+        """Hand θ_version to the worker once it has finished the batch it draws from θ_{version−1}."""
+        with self.state:
+            # a failed worker draws nothing more: the learner meets its error at the batch where it failed
+            self.state.wait_for(lambda: self.failed or self.generated >= version + self.depth)
+        with torch.no_grad():
             for mine, theirs in zip(self.sampler.parameters(), self.model.parameters()):
                 mine.copy_(theirs)
-            self.version = version
+        with self.state:
+            self.loaded = version
+            self.state.notify_all()
 
     def close(self):
-        self.stop.set()
-        while self.worker.is_alive():
-            try:
-                self.queue.get(timeout=0.05)
-            except queue.Empty:
-                pass
+        with self.state:
+            self.stop = True
+            self.state.notify_all()
         self.worker.join()
 
 

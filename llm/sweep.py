@@ -2,9 +2,11 @@
 
 Every finished (τ, η, seed) run is written as a part by :class:`results.SweepStore`,
 so an interrupted sweep resumes where it stopped; the store holds every name of
-:data:`llm.probes.PER_STEP` on dims ``(tau, eta, seed, step)`` and ``nan_step``
-on ``(tau, eta, seed)``. Each run is one job of :func:`results.run_jobs`, so the
-runs can go to a process pool or to Ray.
+:data:`llm.probes.PER_STEP` on dims ``(tau, eta, seed, step)``, ``theta_proj`` on
+``(tau, eta, seed, step, proj)``, and ``nan_step`` with the run's constants
+``const_*``/``const_*_se`` (:data:`llm.probes.CONSTANTS`) on ``(tau, eta, seed)``.
+Each run is one job of :func:`results.run_jobs`, so the runs can go to a process
+pool or to Ray.
 """
 
 import dataclasses
@@ -14,8 +16,7 @@ import numpy as np
 import torch
 
 from llm.config import GRPOConfig, ModelConfig, RunConfig, TaskConfig, WarmstartConfig
-from llm.model import check_weights
-from llm.pipeline import check, train
+from llm.pipeline import train
 from llm.tasks import make_task
 from results import SweepStore, complete, finished_store, to_dataset
 from theory.metrics import SWEEP_DIMS
@@ -40,6 +41,12 @@ class SweepConfig:
     grpo: GRPOConfig = GRPOConfig()
     """The GRPO learner."""
 
+    def __post_init__(self):
+        for name in ("taus", "etas", "seeds"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} must not be empty")
+        self.runs()  # every grid point validates itself now, before any run starts
+
     def runs(self):
         """The :class:`RunConfig` of every grid point, τ-major."""
         return [RunConfig(tau, eta, seed, self.steps, self.model, self.task, self.warmstart, self.grpo)
@@ -47,24 +54,54 @@ class SweepConfig:
 
 
 def preset(quick, size="small"):
-    """The standard grids on the tiny Llama of width ``size``: ``quick`` (seconds) or full (minutes).
+    """The grids of ``repro figures`` on the tiny Llama of width ``size``: ``quick`` (seconds) or full.
 
-    η reaches 0.3 because AdamW on the tiny Llama loses all reward within a few
-    rollout batches there (measured: η = 0.3, τ = 4), so the grid spans stable
-    to collapsing cells.
+    The substrate learns: one-digit addition from a 140-step supervised start (held-out greedy accuracy ≈ 0.4,
+    sampled training reward ≈ 0.35), where GRPO at AdamW η = 3e-4 reaches held-out accuracy 0.8 within 80
+    steps (seed 0; measured), so a collapse loses something learned. The η grid spans that to η = 3e-2,
+    where runs lose their reward. Probes fire at the last step of every third-or-so cycle (lag τ − 1).
+    Every field is an ordinary dataclass field: :func:`configure` and ``results.plan`` override the grid.
     """
-    model = ModelConfig("tiny", size)
+    model, task = ModelConfig("tiny", size), TaskConfig(heldout=64)
+    warm = WarmstartConfig(steps=140)
     if quick:
-        return SweepConfig((1, 4), (1e-3, 3e-1), (0,), 12, model, grpo=GRPOConfig(val_every=6, bias_every=6))
-    return SweepConfig((1, 2, 4, 8), tuple(np.geomspace(1e-4, 3e-1, 7).round(8)), (0, 1, 2), 120, model,
-                       grpo=GRPOConfig(val_every=10, bias_every=30))
+        return SweepConfig((1, 4), (3e-4, 3e-2), (0,), 16, model, task, warm,
+                           GRPOConfig(val_every=8, bias_every=8, probe_prompts=6))
+    return SweepConfig((1, 2, 4), tuple(np.geomspace(1e-4, 3e-2, 6).round(8)), (0, 1, 2), 60, model, task, warm,
+                       GRPOConfig(val_every=10, bias_every=30, probe_prompts=8))
 
 
-def run_dataset(run, series, nan_step, config):
-    """One run as a store Dataset on dims ``(tau, eta, seed, step)``."""
+def configure(quick=True, size="small", model="tiny", device="cpu", allow_pickle=False, task=None, grid=None,
+              grpo=None):
+    """:func:`preset` with the options a user gave (``None``: the preset's) replaced; validated on return.
+
+    ``task`` and ``grpo`` are field → value maps of :class:`TaskConfig` and :class:`GRPOConfig`; ``grid``
+    of ``taus``, ``etas``, ``seeds`` (a count) and ``steps``. A pretrained model gets no supervised start.
+    """
+    base = preset(quick, size)
+    given = lambda changes: {k: v for k, v in (changes or {}).items() if v is not None}  # noqa: E731
+    changes = given(grid)
+    if "seeds" in changes:
+        if changes["seeds"] < 1:
+            raise ValueError(f"seeds {changes['seeds']} must be ≥ 1")
+        changes["seeds"] = tuple(range(changes["seeds"]))
+    changes["model"] = ModelConfig(model, size, device, allow_pickle)
+    if model != "tiny":
+        changes["warmstart"] = dataclasses.replace(base.warmstart, steps=0)
+    changes["task"] = dataclasses.replace(base.task, **given(task))
+    changes["grpo"] = dataclasses.replace(base.grpo, **given(grpo))
+    return dataclasses.replace(base, **changes)
+
+
+def run_dataset(run, series, theta_proj, constants, nan_step, config):
+    """One run as a store Dataset: per-step series on ``(tau, eta, seed, step)``, ``theta_proj`` with ``proj``
+    after them, and ``nan_step`` with the run's ``const_*`` on ``(tau, eta, seed)``."""
     variables = {name: (SWEEP_DIMS, values[None, None, None, :]) for name, values in series.items()}
+    variables["theta_proj"] = (SWEEP_DIMS + ("proj",), theta_proj[None, None, None])
     variables["nan_step"] = (SWEEP_DIMS[:3], np.array([[[nan_step]]]))
-    coords = {"tau": [run.tau], "eta": [run.eta], "seed": [run.seed], "step": np.arange(run.steps)}
+    variables.update({name: (SWEEP_DIMS[:3], np.array([[[value]]])) for name, value in constants.items()})
+    coords = {"tau": [run.tau], "eta": [run.eta], "seed": [run.seed], "step": np.arange(run.steps),
+              "proj": np.arange(theta_proj.shape[1])}
     return to_dataset(variables, coords, config, run.seed)
 
 
@@ -77,12 +114,8 @@ def run_sweep(config, out_path, progress=True, executor="local", workers=None, a
     ``ray``: :func:`results.run_jobs`), using ``threads`` torch threads (default:
     this process's count).
     """
-    runs = config.runs()
-    for run in runs:
-        check(run)
-    make_task(config.task)  # a bad task file fails here, before any run
-    if Path(config.model.name).is_dir():
-        check_weights(config.model.name, config.model.allow_pickle)
+    runs = config.runs()  # every RunConfig validates itself here, before any run
+    make_task(config.task)  # and a bad task file fails here
     existing = finished_store(out_path, config)
     if existing is not None:
         return existing
@@ -100,5 +133,4 @@ def _point(run):
 def run_job(run, config, out_path, threads):
     """One executor job: train ``run`` and save it as its part of the store at ``out_path``."""
     torch.set_num_threads(threads)  # a spawned worker would otherwise take every core
-    series, nan_step = train(run)
-    SweepStore(out_path, config).save(run_dataset(run, series, nan_step, config), **_point(run))
+    SweepStore(out_path, config).save(run_dataset(run, *train(run), config), **_point(run))

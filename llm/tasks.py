@@ -41,12 +41,18 @@ class Arithmetic:
     digits: int = 1
     ops: str = "+"
     heldout_size: int = 32
+    shots: int = 0
+    """Worked training examples (fixed for every seed) before each prompt; with them the problems are asked in
+    words, ``Q: What is a plus b?`` / ``A: c``, the form in which a small pretrained model answers best."""
 
     def __post_init__(self):
         if self.digits < 1:
             raise ValueError(f"arithmetic digits {self.digits} must be ≥ 1")
         if not self.ops or set(self.ops) - set("+-"):
             raise ValueError(f"arithmetic ops {self.ops!r} must be a non-empty subset of '+-'")
+        rng = np.random.default_rng(54321)
+        examples = [self._draw(rng, heldout=False) for _ in range(self.shots)]
+        object.__setattr__(self, "prefix", "".join(f"{self._shown(p).prompt} {p.answer}\n\n" for p in examples))
 
     def _is_heldout(self, a, b, op):
         # a cryptographic hash, so the held-out pairs share no residue class of a + b
@@ -62,14 +68,21 @@ class Arithmetic:
             if self._is_heldout(a, b, op) == heldout:
                 return self._problem(a, b, op)
 
+    def _shown(self, problem):
+        if not self.shots:
+            return problem
+        a, op, b = re.fullmatch(r"(\d+)([+-])(\d+)=", problem.prompt).groups()
+        question = f"Q: What is {a} {'plus' if op == '+' else 'minus'} {b}?\nA:"
+        return Problem(getattr(self, "prefix", "") + question, problem.answer)
+
     def train(self, rng, count):
         """``count`` training problems drawn with ``rng`` (never from the held-out split)."""
-        return [self._draw(rng, heldout=False) for _ in range(count)]
+        return [self._shown(self._draw(rng, heldout=False)) for _ in range(count)]
 
     def heldout(self):
         """The fixed held-out problems (the same for every seed)."""
         rng = np.random.default_rng(12345)
-        return [self._draw(rng, heldout=True) for _ in range(self.heldout_size)]
+        return [self._shown(self._draw(rng, heldout=True)) for _ in range(self.heldout_size)]
 
 
 def gsm8k_answer(text, where):
@@ -123,7 +136,7 @@ def load_gsm8k(path, heldout_size=32):
 def make_task(config):
     """The task of a :class:`llm.config.TaskConfig`."""
     if config.kind == "arithmetic":
-        return Arithmetic(config.digits, config.ops, config.heldout)
+        return Arithmetic(config.digits, config.ops, config.heldout, config.shots)
     if config.kind == "gsm8k":
         return load_gsm8k(config.path, config.heldout)
     raise ValueError(f"unknown task {config.kind!r} (choose arithmetic or gsm8k)")

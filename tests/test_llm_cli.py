@@ -1,14 +1,18 @@
-"""`repro sweep llm`: a resumable store with every §6 metric, and one-line errors on bad input."""
+"""`repro sweep llm`: a resumable store with every §6 metric, every GRPO knob recorded, one-line errors."""
 
 import json
 
+import numpy as np
 import pytest
 import xarray as xr
 
+from llm.probes import CONSTANTS
 from results import open_store
-from theory.metrics import SWEEP_DIMS
+from theory.metrics import PROJECTIONS, SWEEP_DIMS
 
 SMALL = ["--tau", "1,2", "--eta", "1e-4,1e-2", "--seeds", "1", "--steps", "4", "--no-progress"]
+KNOBS = ["--prompts", "4", "--group", "3", "--max-new-tokens", "3", "--temperature", "0.9", "--eps", "0.3",
+         "--kappa", "0.01", "--optimizer", "sgd", "--reuse", "slices", "--bias-every", "4"]
 
 
 @pytest.fixture(autouse=True)
@@ -18,19 +22,30 @@ def _cache(tmp_path, monkeypatch):
 
 def test_sweep_writes_every_metric_and_resumes(repro, tmp_path):
     out = tmp_path / "llm.nc"
-    code, stdout, err = repro("sweep", "llm", "--out", out, *SMALL)
+    code, stdout, err = repro("sweep", "llm", "--out", out, *SMALL, *KNOBS)
     assert code == 0, err
     ds = open_store(out, dims=SWEEP_DIMS, required=["reward", "val_reward", "grad_cos", "drift", "stale_drift",
-                                                     "clip_frac", "ess", "kl_ref", "bias_norm", "update_norm",
-                                                     "staleness"])
-    assert ds.bias_norm.isel(step=0).notnull().all()  # the quick preset estimates the bias at step 0, then every 6 steps
-    assert dict(ds.sizes) == {"tau": 2, "eta": 2, "seed": 1, "step": 4}
-    assert json.loads(ds.attrs["config"])["grpo"]["reuse"] == "whole"
+                                                     "clip_frac", "ess", "kl_ref", "bias_sq", "bias_sq_lo",
+                                                     "bias_sq_hi", "bias_norm", "update_norm", "staleness",
+                                                     "theta_proj", "probe_G", "bias_bound"])
+    assert dict(ds.sizes) == {"tau": 2, "eta": 2, "seed": 1, "step": 4, "proj": PROJECTIONS}
+    assert ds.theta_proj.dims == SWEEP_DIMS + ("proj",) and bool(ds.theta_proj.notnull().all())
+    for name in CONSTANTS:
+        assert ds[f"const_{name}"].dims == SWEEP_DIMS[:3] and f"const_{name}_se" in ds, name
+    # a probe every 4 steps, at the last step of its cycle: τ = 1 at step 0, τ = 2 at step 1 (lag 1)
+    probed = ds.bias_sq.sel(eta=1e-4, seed=0).notnull().values
+    np.testing.assert_array_equal(probed, [[True, False, False, False], [False, True, False, False]])
+    assert ds.staleness.sel(tau=2, eta=1e-4, seed=0).values[1] == 1
+    grpo = json.loads(ds.attrs["config"])["grpo"]
+    assert {k: grpo[k] for k in ("prompts", "group", "max_new_tokens", "temperature", "eps", "kappa", "optimizer",
+                                 "reuse", "bias_every")} == {
+        "prompts": 4, "group": 3, "max_new_tokens": 3, "temperature": 0.9, "eps": 0.3, "kappa": 0.01,
+        "optimizer": "sgd", "reuse": "slices", "bias_every": 4}
     parts = sorted((tmp_path / "llm.nc.parts").glob("*.nc"))
     assert len(parts) == 4
     parts[0].unlink()
     out.unlink()
-    code, _, err = repro("sweep", "llm", "--out", out, *SMALL)
+    code, _, err = repro("sweep", "llm", "--out", out, *SMALL, *KNOBS)
     assert code == 0, err
     xr.testing.assert_equal(open_store(out).drop_attrs(), ds.drop_attrs())
 
@@ -39,12 +54,19 @@ def test_sweep_writes_every_metric_and_resumes(repro, tmp_path):
     (["--tau", "0"], "--tau"),
     (["--tau", "1,x"], "--tau"),
     (["--eta", "0"], "--eta"),
-    (["--eta", "-1e-3"], "--eta"),
     (["--eta", "nan"], "--eta"),
     (["--model", "no-such-model"], "no-such-model"),
-    (["--seeds", "0"], "--seeds"),
-    (["--steps", "0"], "--steps"),
-    (["--bias-every", "-1"], "--bias-every"),
+    (["--seeds", "0"], "seeds"),
+    (["--steps", "0"], "steps"),
+    (["--prompts", "0"], "prompts"),
+    (["--group", "1"], "group"),
+    (["--max-new-tokens", "0"], "max_new_tokens"),
+    (["--temperature", "0"], "temperature"),
+    (["--eps", "inf"], "eps"),
+    (["--kappa", "-0.1"], "kappa"),
+    (["--bias-every", "-1"], "bias_every"),
+    (["--tau", "2", "--bias-every", "2", "--bias-lags", "2"], "lag 2 cannot be reached"),
+    (["--tau", "3", "--pipeline", "async", "--bias-every", "2", "--bias-lags", "all"], "cannot be reached"),
     (["--pipeline", "async", "--reuse", "slices"], "async"),
     (["--pipeline", "sync"], "sync"),
     (["--optimizer", "lion"], "lion"),
@@ -54,6 +76,17 @@ def test_bad_input_is_one_line(repro, tmp_path, args, named):
     code, out, err = repro("sweep", "llm", "--out", tmp_path / "x.nc", *args)
     assert code == 2
     assert err.startswith("Error:") and len(err.strip().splitlines()) == 1 and named in err
+
+
+@pytest.mark.parametrize("files, named", [([], "config.json"), (["config.json"], "no weights"),
+                                          (["config.json", "pytorch_model.bin"], "pickle")])
+def test_model_directory_without_usable_weights_is_one_line(repro, tmp_path, files, named):
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in files:
+        (model / name).write_text("{}")
+    code, _, err = repro("sweep", "llm", "--out", tmp_path / "x.nc", "--model", model)
+    assert code == 2 and err.startswith("Error:") and len(err.strip().splitlines()) == 1 and named in err
 
 
 def test_slices_need_prompts_divisible_by_tau(repro, tmp_path):

@@ -1,4 +1,4 @@
-"""The GRPO loss of llm.loss against a slow per-sequence Python reference of THEORY.md (1)–(3)."""
+"""The GRPO loss of llm.loss against a slow per-sequence Python reference of docs/theory.md (1)–(3)."""
 
 import math
 

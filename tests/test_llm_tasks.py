@@ -1,6 +1,7 @@
 """Tasks, rewards and the model loader of llm/."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -36,6 +37,18 @@ def test_arithmetic_heldout_split_is_never_drawn_for_training(digits, ops):
         a, b = (int(x) for x in p.prompt[:-1].replace("-", "+").split("+"))
         assert a < 10 ** digits and b < 10 ** digits
         assert int(p.answer) == eval(p.prompt[:-1])  # the prompt is a Python expression
+
+
+def test_worked_examples_come_from_the_training_split_and_prefix_every_prompt():
+    task = Arithmetic(1, "+", heldout_size=20, shots=5)
+    examples = re.findall(r"Q: What is (\d) plus (\d)\?\nA: (\d+)\n\n", task.prefix)
+    assert len(examples) == 5 and all(int(a) + int(b) == int(c) for a, b, c in examples)
+    heldout = {p.prompt for p in Arithmetic(1, "+", heldout_size=20).heldout()}
+    assert not heldout & {f"{a}+{b}=" for a, b, _ in examples}
+    for p in task.train(np.random.default_rng(0), 5) + task.heldout():
+        assert p.prompt.startswith(task.prefix) and p.prompt.endswith("?\nA:")
+        a, b = re.findall(r"\d+", p.prompt[len(task.prefix):])
+        assert int(a) + int(b) == int(p.answer)
 
 
 def test_bad_arithmetic_config_is_rejected():
@@ -93,8 +106,13 @@ def test_corrupt_model_files_are_one_line(tmp_path):
     with pytest.raises(ValueError, match="cannot load model") as error:
         load(ModelConfig(str(gguf)))
     assert "\n" not in str(error.value)
-    with pytest.raises(ValueError, match="cannot load model"):
+    with pytest.raises(ValueError, match="no config.json"):
         load(ModelConfig(str(tmp_path)))  # a directory without a model
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(bytes(16))
+    with pytest.raises(ValueError, match="cannot load model") as error:
+        load(ModelConfig(str(tmp_path)))  # a config and weights that do not load
+    assert "\n" not in str(error.value)
 
 
 def test_warmstart_is_cached_and_reproducible(tmp_path):
