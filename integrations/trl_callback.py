@@ -1,4 +1,4 @@
-"""TRL integration: a ``TrainerCallback`` that records THEORY.md §6 on a ``trl.GRPOTrainer`` run.
+"""TRL integration: callbacks that record docs/theory.md §6 on a ``trl.GRPOTrainer`` run, and warn before a collapse.
 
 Attach it and train as usual; the run becomes one cell of a results store on
 dims ``(tau, eta, seed, step)`` (:data:`theory.metrics.SWEEP_DIMS`, the layout
@@ -9,8 +9,10 @@ of ``repro sweep``), which ``repro analyze``, ``repro fit`` and the figures read
                           callbacks=[StalenessProbe(out="run.nc", write_every=50)])
     trainer.train()   # or trainer.add_callback(StalenessProbe(out="run.nc", seed=1)) before train()
 
-Runs at other η, τ or seeds combine into one sweep store with
-``xarray.combine_by_coords([results.open_store(p) for p in paths])``.
+Runs at other η, τ or seeds combine into one sweep store with ``repro combine``
+(:func:`integrations.combine.combine_stores`). :class:`StalenessGuard` is a
+probe that also runs the collapse early warning (:mod:`analysis.warning`)
+every step and logs the η the rule suggests when it fires.
 
 Recorded per learner (optimizer) step t = 0 … T−1, with τ from
 :func:`integrations.staleness.trl` on the trainer's knobs and η =
@@ -19,6 +21,10 @@ Recorded per learner (optimizer) step t = 0 … T−1, with τ from
 * from flat parameter snapshots: ``drift`` ‖θ_t − θ_0‖, ``stale_drift`` ‖θ_t − β_t‖
   with β_t the weights that generated the batch of step t (§3 (12)), ``grad_cos``
   cos(u_t, u_{t−1}), ``update_norm`` ‖θ_{t+1} − θ_t‖/η, and ``staleness`` τ_t;
+* from the gradients before each optimizer step: ``raw_grad_cos`` cos(ĝ_t, ĝ_{t−1})
+  of consecutive surrogate gradients (after clipping, which scales the whole
+  vector and so leaves the cosine alone). Under Adam ``grad_cos`` sits near 1
+  whatever happens; ``raw_grad_cos`` shows the alignment before a collapse;
 * from TRL's logs, named by :data:`integrations.logs.CROSSWALK`: ``reward`` (TRL
   logs a generation batch's mean once, at the step that generates it; the batch
   is consumed until the next generation, so the value is carried to those steps),
@@ -37,9 +43,9 @@ The probe makes the trainer log every step: TRL averages its metrics over the
 logging window, which would blur the per-step series.
 
 Memory: the snapshots are flat float32 copies of the trainable parameters on
-``device`` (default CPU), four between steps (θ_0, β, θ_t, u_{t−1}) and at most
-seven while a step is measured (θ_{t+1}, u_t and a norm's temporary): 28 bytes per
-parameter at peak, 5 MB for the tiny Llama, ≈35 GB of host memory for a 1.2B
+``device`` (default CPU), five between steps (θ_0, β, θ_t, u_{t−1}, ĝ_{t−1}) and at
+most eight while a step is measured (θ_{t+1}, u_t and a norm's temporary): 32 bytes
+per parameter at peak, 6 MB for the tiny Llama, ≈40 GB of host memory for a 1.2B
 model. Under PEFT only the adapters are trainable, so drift is in adapter space.
 
 Multi-process: the parameter snapshots live on the main process, which alone
@@ -52,6 +58,7 @@ the probe refuses them with a one-line error, as it does ``AsyncGRPOTrainer``
 straddle optimizer steps, and resumed runs.
 """
 
+import logging
 import math
 from pathlib import Path
 
@@ -60,13 +67,17 @@ import torch
 from transformers import TrainerCallback
 from transformers.integrations import is_deepspeed_zero3_enabled
 
+from analysis.events import censor_window
+from analysis.warning import EarlyWarning, Thresholds
 from integrations.logs import CROSSWALK
 from integrations.staleness import trl as trl_staleness
 from results import to_dataset, write_atomic
-from theory import collapse
+from analysis import events as collapse
 from theory.metrics import SWEEP_DIMS, cosine, l2_norm
 
-PER_STEP = ("reward", "val_reward", "grad_cos", "drift", "stale_drift", "clip_frac", "ess", "kl_ref",
+log = logging.getLogger(__name__)
+
+PER_STEP = ("reward", "val_reward", "grad_cos", "raw_grad_cos", "drift", "stale_drift", "clip_frac", "ess", "kl_ref",
             "update_norm", "staleness")
 """Variables on ``(tau, eta, seed, step)``; ``nan_step`` is on ``(tau, eta, seed)``."""
 
@@ -85,7 +96,7 @@ def behaviour_step(t, window, accumulation):
 
 
 class StalenessProbe(TrainerCallback):
-    """Records THEORY.md §6 on a ``trl.GRPOTrainer`` run into the results store at ``out``.
+    """Records docs/theory.md §6 on a ``trl.GRPOTrainer`` run into the results store at ``out``.
 
     ``seed``: the store's seed coord (default ``args.seed``); ``write_every``: also
     write the store every k steps, so a crashed run keeps its prefix (0: at the end
@@ -125,6 +136,7 @@ class StalenessProbe(TrainerCallback):
         if self.main:
             self.theta0 = self._snapshot()
             self.theta, self.beta, self.previous = self.theta0.clone(), self.theta0.clone(), None
+            self.previous_grad = None
 
     def on_step_begin(self, args, state, control, **kwargs):
         if not self.main:
@@ -135,6 +147,14 @@ class StalenessProbe(TrainerCallback):
             self.beta.copy_(self.theta)
         self._record(t, drift=l2_norm(self.theta - self.theta0), stale_drift=l2_norm(self.theta - self.beta),
                      staleness=t - version)
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        if not self.main:
+            return
+        grad = self._snapshot(grads=True)
+        if self.previous_grad is not None:
+            self._record(state.global_step, raw_grad_cos=cosine(grad, self.previous_grad))
+        self.previous_grad = grad
 
     def on_step_end(self, args, state, control, **kwargs):
         # Every rank decides alike (logging gathers across processes; a rank that stops alone hangs the others).
@@ -157,7 +177,7 @@ class StalenessProbe(TrainerCallback):
         if not logs:  # every rank records the logs (TRL reduces them across ranks), so all stop on a collapse
             return
         t = state.global_step - 1
-        for ours, theirs in CROSSWALK["trl"].items():
+        for ours, theirs in CROSSWALK["trl"].keys.items():
             name = next((n for n in theirs if logs.get(n) is not None), None)
             if name is not None:
                 # evaluation reads the weights after step t; training metrics belong to step t itself
@@ -182,9 +202,9 @@ class StalenessProbe(TrainerCallback):
 
     @property
     def collapse_step(self):
-        """t* (§6) of the reward recorded so far, with the censor window of the run's horizon; −1 if none."""
+        """t* (§6) of the reward so far, with the analysis' censor window W(τ) of the run's horizon; −1 if none."""
         reward = self.series(self.logged, ("reward",))["reward"]
-        return int(collapse.collapse_step(reward, collapse.censor_window(self.horizon)))
+        return int(collapse.collapse_step(reward, censor_window(self.horizon, self.staleness.tau)))
 
     def series(self, steps, names=PER_STEP):
         """``names`` (default: all of :data:`PER_STEP`) as [steps] arrays, NaN where not recorded."""
@@ -215,12 +235,14 @@ class StalenessProbe(TrainerCallback):
         for name, value in values.items():
             self.values[name][t] = float(value)
 
-    def _snapshot(self):
+    def _snapshot(self, grads=False):
         # copy_ per tensor converts dtype and device in place: no full-size float32 temporary on the GPU
-        flat = torch.empty(sum(p.numel() for p in self.params), dtype=torch.float32, device=self.device)
+        flat = torch.zeros(sum(p.numel() for p in self.params), dtype=torch.float32, device=self.device)
         offset = 0
         for p in self.params:
-            flat[offset:offset + p.numel()].copy_(p.detach().reshape(-1))
+            source = p.grad if grads else p
+            if source is not None:  # a parameter the loss did not reach has no gradient: 0
+                flat[offset:offset + p.numel()].copy_(source.detach().reshape(-1))
             offset += p.numel()
         return flat
 
@@ -244,3 +266,48 @@ def _check(args, state, model):
     sharded = any(hasattr(p, "ds_id") or type(p).__name__ == "DTensor" for p in model.parameters())
     if args.fsdp or is_deepspeed_zero3_enabled() or sharded:
         raise ValueError("StalenessProbe needs the full weights on the main process: FSDP and ZeRO-3 shard them")
+
+
+class StalenessGuard(StalenessProbe):
+    """A :class:`StalenessProbe` that also warns before a collapse (:class:`analysis.warning.EarlyWarning`).
+
+    ``thresholds``: an :class:`analysis.warning.Thresholds` (``repro warn --calibrate`` writes one from a
+    sweep); else ``constants`` with ``r_clip`` and ``R`` set them to ``fraction`` of those radii. ``constants``
+    with ``c_loc``/``c_hor`` (``repro fit``) also set the suggested η. On the first alarm the guard logs its
+    reason and the suggested η (logger ``integrations.trl_callback``), keeps it in :attr:`alarm` and in the
+    store's config, and with ``stop_on_alarm`` stops training.
+    """
+
+    def __init__(self, out, thresholds=None, constants=None, fraction=0.5, stop_on_alarm=False, **probe):
+        super().__init__(out, **probe)
+        constants = dict(constants or {})
+        if thresholds is None:
+            if "r_clip" not in constants and "R" not in constants:
+                raise ValueError("StalenessGuard needs thresholds (repro warn --calibrate) or constants with r_clip "
+                                 "and R")
+            thresholds = Thresholds.from_constants(constants.get("r_clip"), constants.get("R"), fraction)
+        self.thresholds, self.constants, self.stop_on_alarm = thresholds, constants, stop_on_alarm
+        self.alarm = None
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        super().on_train_begin(args, state, control, model=model, **kwargs)
+        self.warning = EarlyWarning(self.thresholds, self.staleness.tau, self.eta, self.horizon, self.constants)
+        self.fed = 0
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        super().on_log(args, state, control, logs=logs, **kwargs)
+        if not self.main or self.alarm is not None:
+            return
+        while self.fed < state.global_step:  # every finished step once, with all its metrics in
+            t = self.fed
+            self.alarm = self.warning.update(t, **{name: self.values[name].get(t) for name in GUARDED})
+            self.fed += 1
+            if self.alarm is not None:
+                log.warning("StalenessGuard: collapse warning at %s", self.alarm.reason)
+                self.config["alarm"] = self.alarm.as_dict()
+                control.should_training_stop = control.should_training_stop or self.stop_on_alarm
+                return
+
+
+GUARDED = ("stale_drift", "drift", "clip_frac", "ess", "raw_grad_cos", "grad_cos", "update_norm")
+"""The recorded series the guard feeds to the early warning."""

@@ -5,15 +5,16 @@ import json
 import numpy as np
 import pytest
 import torch
-import xarray as xr
 from datasets import Dataset
 from transformers import LlamaForCausalLM, PrinterCallback, TrainerControl, TrainerState
 from trl import GRPOConfig, GRPOTrainer
 
-from figures.analysis import analyze, load_sweep
+from analysis import analyze, load_sweep
+from analysis.warning import Thresholds
 from figures.report import render_all
+from integrations.combine import combine_stores
 from integrations.staleness import trl as trl_staleness
-from integrations.trl_callback import PER_STEP, StalenessProbe, behaviour_step
+from integrations.trl_callback import PER_STEP, StalenessGuard, StalenessProbe, behaviour_step
 from llm.model import tiny_model, tiny_tokenizer
 from llm.tasks import NUMBER, Arithmetic, reward
 from results import open_store, write_atomic
@@ -66,7 +67,7 @@ def runs(tmp_path_factory):
         return [0.0] * len(completions) if len(generations) > 1 else arithmetic_reward(completions, answer)
 
     stable = train(root, "stable", STABLE_ETA, 8)
-    collapsing = train(root, "collapsing", COLLAPSING_ETA, 12, collapsing_reward, stop_on_collapse=True)
+    collapsing = train(root, "collapsing", COLLAPSING_ETA, 16, collapsing_reward, stop_on_collapse=True)
     return root, stable, collapsing
 
 
@@ -99,6 +100,9 @@ def test_parameter_probes(runs):
     assert (s["stale_drift"][t % TAU == 0] == 0).all()
     np.testing.assert_allclose(s["stale_drift"][1::2], eta * s["update_norm"][0::2], rtol=1e-5)
     assert np.isnan(s["grad_cos"][0]) and (np.abs(s["grad_cos"][1:]) <= 1).all()
+    # consecutive surrogate gradients: a cosine from the second step on, not the applied-update one under Adam
+    assert np.isnan(s["raw_grad_cos"][0]) and (np.abs(s["raw_grad_cos"][1:]) <= 1 + 1e-6).all()
+    assert not np.allclose(s["raw_grad_cos"][1:], s["grad_cos"][1:], atol=1e-3)
 
 
 def test_logged_metrics_line_up_with_trls_own_log(runs):
@@ -118,8 +122,8 @@ def test_logged_metrics_line_up_with_trls_own_log(runs):
 def test_collapse_is_detected_and_stops_training(runs):
     _, _, (trainer, probe, path) = runs
     ds = open_store(path)
-    # W = censor_window(12) = 5 zero steps after t* = 2: training stopped after step 6 of 12
-    assert probe.collapse_step == PLANTED_T_STAR and trainer.state.global_step == 7 == ds.sizes["step"]
+    # the analysis' W(τ) = max(5, ⌈T/20⌉, 5τ) = 10 zero steps after t* = 2: training stopped after step 11 of 16
+    assert probe.collapse_step == PLANTED_T_STAR and trainer.state.global_step == 12 == ds.sizes["step"]
     np.testing.assert_array_equal(ds.reward.values.ravel()[PLANTED_T_STAR:], 0)
     assert (ds.reward.values.ravel()[:PLANTED_T_STAR] > 0).all()
 
@@ -127,31 +131,28 @@ def test_collapse_is_detected_and_stops_training(runs):
 @pytest.fixture(scope="module")
 def sweep(runs):
     root, (_, _, stable), (_, _, collapsing) = runs
-    combined = xr.combine_by_coords([open_store(stable), open_store(collapsing)], combine_attrs="drop_conflicts",
-                                    join="outer", data_vars="all", compat="no_conflicts")
+    # the collapsing run stopped early and was padded to max_steps = 12; the stable one ran 8 steps
+    combined = combine_stores([stable, collapsing], trim=True)
     path = root / "sweep.nc"
     write_atomic(combined, path)
     return path
 
 
-def test_repro_fit_reads_the_callback_store(repro, sweep):
-    code, out, err = repro("fit", "--store", sweep, "--boot", 10, "--json")
+def test_repro_analyze_reads_the_callback_store(repro, sweep):
+    code, out, err = repro("analyze", "--store", sweep, "--boot", 10, "--json")
     assert code == 0, err
-    fit = json.loads(out)
-    # one τ, η_max = the stable η (the larger one collapses): c_loc = τ η_max; c_hor = η t* of the collapsed run
-    assert fit["c_loc"] == pytest.approx(TAU * STABLE_ETA) and fit["c_hor"] == pytest.approx(
-        COLLAPSING_ETA * PLANTED_T_STAR)
+    summary = json.loads(out)
+    assert summary["tau"] == [TAU] and summary["eta"] == [STABLE_ETA, COLLAPSING_ETA]
 
 
 def test_figures_read_the_callback_store(sweep, tmp_path):
     analysis = analyze(load_sweep(sweep), n_boot=10)
-    assert analysis.t_star.tolist() == [[[-1], [PLANTED_T_STAR]]]  # (τ, η, seed)
-    assert [(r["tau"], r["eta"], r["t_star"]) for r in analysis.table2()] == [(TAU, COLLAPSING_ETA, PLANTED_T_STAR)]
+    assert analysis.events.collapsed.shape == (1, 2, 1)  # (τ, η, seed)
     written = render_all({"trl": sweep}, tmp_path, only="table2", n_boot=10)
-    assert f"| {TAU} |" in (tmp_path / "trl_table2.md").read_text() and len(written) == 3
+    assert written and all(path.exists() for path in written)
 
 
-def test_repro_fit_on_imported_trl_logs(repro, runs, tmp_path):
+def test_imported_trl_logs_match_the_probe_and_combine(repro, runs, tmp_path):
     _, (trainer, _, store), (collapsed, _, _) = runs
     imported = {}
     for name, run in (("stable", trainer), ("collapsing", collapsed)):
@@ -166,15 +167,14 @@ def test_repro_fit_on_imported_trl_logs(repro, runs, tmp_path):
     np.testing.assert_array_equal(ds.clip_frac.values.ravel()[:8], probe.clip_frac.values.ravel())
     np.testing.assert_array_equal(ds.reward.values.ravel()[:8], probe.reward.values.ravel())
     assert list(ds.step.values[:8]) == list(range(8)) and float(ds.eta.item()) == STABLE_ETA
-    combined = xr.combine_by_coords([open_store(p) for p in imported.values()], combine_attrs="drop_conflicts",
-                                    join="outer", data_vars="all", compat="no_conflicts")
-    write_atomic(combined, tmp_path / "imported.nc")
-    code, out, err = repro("fit", "--store", tmp_path / "imported.nc", "--boot", 10, "--json")
+    collapsed_log = open_store(imported["collapsing"]).reward.values.ravel()
+    assert (collapsed_log[PLANTED_T_STAR:] == 0).all() and (collapsed_log[:PLANTED_T_STAR] > 0).all()
+    code, _, err = repro("combine", *imported.values(), "--out", tmp_path / "imported.nc")
+    assert code == 2 and "different step grids" in err  # 8 and 7 steps: padding would read as divergence
+    code, _, err = repro("combine", *imported.values(), "--trim", "--out", tmp_path / "imported.nc")
     assert code == 0, err
-    fit = json.loads(out)
-    # the logs alone give the callback's constants: c_loc = τ η_stable, c_hor = η t* of the collapsed run
-    assert fit["c_loc"] == pytest.approx(TAU * STABLE_ETA) and fit["c_hor"] == pytest.approx(
-        COLLAPSING_ETA * PLANTED_T_STAR)
+    code, out, err = repro("analyze", "--store", tmp_path / "imported.nc", "--boot", 10, "--json")
+    assert code == 0, err
 
 
 # ---------------------------------------------------------------- without a trainer run
@@ -217,6 +217,41 @@ def test_events_by_hand_eval_periodic_write_and_nan_weights(tmp_path):
     np.testing.assert_array_equal(s["val_reward"], [np.nan, 0.75, 0.75, np.nan])
     np.testing.assert_allclose(s["update_norm"][:2], np.sqrt(weight.numel()) / 0.5, rtol=1e-6)
     np.testing.assert_allclose(s["grad_cos"][:2], [np.nan, 1.0], rtol=1e-6)
+
+
+def test_guard_warns_when_drift_nears_R_and_suggests_eta_by_the_rule(tmp_path):
+    """The guard driven by hand: +1 on every weight of one tensor per step, so ‖θ_t − θ_0‖ = t·√n."""
+    model = tiny_model("small", tiny_tokenizer(), seed=0)
+    weight, out, eta, steps = next(model.parameters()), tmp_path / "guarded.nc", 0.5, 4
+    root_n = float(np.sqrt(weight.numel()))
+    state, control = TrainerState(max_steps=steps), TrainerControl()
+    guard = StalenessGuard(out=out, thresholds=Thresholds(drift=1.5 * root_n), stop_on_alarm=True)
+    guard.on_train_begin(grpo_config(tmp_path, eta, steps), state, control, model=model)
+    for t in range(steps):
+        guard.on_step_begin(None, state, control)
+        weight.grad = torch.full_like(weight, (-1.0) ** t)  # consecutive gradients point opposite ways
+        guard.on_pre_optimizer_step(None, state, control)
+        with torch.no_grad():
+            weight.add_(1.0)
+        state.global_step += 1
+        guard.on_step_end(None, state, control)
+        guard.on_log(None, state, control, logs={"reward": 0.5, "loss": 0.0})
+        if control.should_training_stop:
+            break
+    # drift reaches 2√n ≥ 1.5√n at t = 2; U = √n/η, R = the drift threshold: c_hor = R/U = 1.5 η, η ≤ c_hor/T
+    assert guard.alarm.step == 2 and set(guard.alarm.signals) == {"drift"} and state.global_step == 3
+    assert guard.alarm.suggested_eta == pytest.approx(1.5 * eta / steps)
+    guard.on_train_end(None, state, control)
+    ds = open_store(out)
+    assert json.loads(ds.attrs["config"])["alarm"]["step"] == 2
+    np.testing.assert_allclose(ds.raw_grad_cos.values.ravel()[:3], [np.nan, -1.0, -1.0], rtol=1e-6)
+
+
+def test_guard_needs_thresholds_or_radii(tmp_path):
+    with pytest.raises(ValueError, match="thresholds .* or constants with r_clip"):
+        StalenessGuard(out=tmp_path / "x.nc")
+    guard = StalenessGuard(out=tmp_path / "x.nc", constants={"r_clip": 2.0, "R": 10.0}, fraction=0.5)
+    assert (guard.thresholds.stale_drift, guard.thresholds.drift) == (1.0, 5.0)
 
 
 @pytest.mark.parametrize(
