@@ -153,7 +153,7 @@ def _theory_table(result):
 def theory_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object {derivations: [...]}.")] = False,
 ):
-    """Print the softmax-bandit closed forms of THEORY.md §8, each checked with sympy for K = 2."""
+    """Print the softmax-bandit closed forms of docs/theory.md §8, each checked with sympy for K = 2."""
     from theory.softmax_bandit import derivations
 
     result = {"derivations": [{"statement": s, "checked": c} for s, c in derivations()]}
@@ -169,6 +169,8 @@ def _bias_table(r):
         f"Lemma 1 bound C_b ‖θ − β‖ = {r['bound']:.6g}   (analytic §8: {a['bound']:.6g})",
         f"  G = {r['G']:.6g}, L_D = {r['L_D']:.6g}, L_β = {r['L_beta']:.6g}, C_b = {r['C_b']:.6g}",
         f"  at (θ, β): 2 G TV + gap = {r['pointwise_bound']:.6g} (TV = {r['tv']:.6g}, gap = {r['behaviour_gap']:.6g})",
+        f"  other split: 2 G_on TV + gap_β = {r['pointwise_bound_alt']:.6g} (G_on = {r['G_on']:.6g}, "
+        f"gap_β = {r['behaviour_gap_beta']:.6g})",
         f"g(θ, β) = {[round(v, 6) for v in r['g_stale']]}",
         f"g_on(θ) = {[round(v, 6) for v in r['g_on']]}",
         f"region: {r['region']} ({r['n_pairs']} pairs)",
@@ -241,7 +243,7 @@ def constants_command(
     model: Annotated[str | None, typer.Option(help="llm: tiny, smollm2, a model directory or a .gguf file "
                                                    "(§7 estimators on --task arithmetic).")] = None,
 ):
-    """Local constants G, U, L_D, L_β (THEORY.md §2) over a ball, beside their §8 analytic upper bounds."""
+    """Local constants G, U, L_D, L_β (docs/theory.md §2) over a ball, beside their §8 analytic upper bounds."""
     if model is not None or task is Task.arithmetic:  # llm (issue 4): a real model, §7 estimators
         return _llm_constants(model, task, seed, as_json)
     _at_least("--arms", arms, 2)
@@ -265,15 +267,17 @@ def constants_command(
 
 # ---------------------------------------------------------------- synthetic sweeps (issue 3)
 
-SynthTask = enum.Enum("SynthTask", {name: name for name in ("bandit", "contextual", "autoregressive")})
+SynthTask = enum.Enum("SynthTask", {name: name for name in ("graded", "autoregressive", "bandit", "contextual")})
 SynthOptimizer = enum.Enum("SynthOptimizer", {"sgd": "sgd", "adam": "adam"})
 SynthReuse = enum.Enum("SynthReuse", {"whole": "whole", "slices": "slices"})
+SynthDtype = enum.Enum("SynthDtype", {"float64": "float64", "float32": "float32"})
 
 
 @sweep_app.command("synthetic")
 def sweep_synthetic_command(
     out: Annotated[Path, typer.Option(help="Results store (netCDF) to write; STORE.parts/ keeps finished τ values.")],
-    task: Annotated[SynthTask, typer.Option(help="Synthetic task.")] = SynthTask.autoregressive,
+    task: Annotated[SynthTask, typer.Option(help="Synthetic task (graded: the Theorem 2 substrate family).")] = (
+        SynthTask.graded),
     optimizer: Annotated[SynthOptimizer, typer.Option(help="Learner optimiser (optax).")] = SynthOptimizer.sgd,
     quick: Annotated[bool, typer.Option("--quick/--full", help="Preset grid used for options not given.")] = False,
     tau: Annotated[str | None, typer.Option(help="Comma list of τ ≥ 1 (default: the preset's).")] = None,
@@ -281,64 +285,59 @@ def sweep_synthetic_command(
     seeds: Annotated[int | None, typer.Option(help="Seeds per cell (default: the preset's).")] = None,
     seed: Annotated[int, typer.Option(help="First seed; also seeds the task.")] = 0,
     steps: Annotated[int | None, typer.Option(help="Learner steps T per run (default: the preset's).")] = None,
-    batch: Annotated[int, typer.Option(help="Groups per rollout batch B.")] = 16,
+    batch: Annotated[int, typer.Option(help="Groups per learner step B.")] = 16,
     group: Annotated[int, typer.Option(help="Group size n.")] = 8,
     eps: Annotated[float, typer.Option(help="Clip ε.")] = 0.2,
     kl: Annotated[float, typer.Option(help="KL coefficient κ (exact KL to θ_0).")] = 0.0,
     dual_clip: Annotated[float | None, typer.Option(help="Dual-clip constant c > 1 + ε.")] = None,
-    clip_norm: Annotated[float | None, typer.Option(help="Global gradient-norm clip (enforces U).")] = None,
+    clip_norm: Annotated[float | None, typer.Option(help="Gradient-norm clip before the optimiser.")] = None,
+    update_clip: Annotated[float | None, typer.Option(help="Clip of the applied update ‖u_t‖ (enforces U; "
+                                                           "default: the preset's).")] = None,
     beta1: Annotated[float, typer.Option(help="Adam's momentum β1.")] = 0.9,
-    reuse: Annotated[SynthReuse, typer.Option(help="Each of the τ steps uses the whole batch or one of τ slices.")] = (
-        SynthReuse.whole),
-    exact_every: Annotated[int | None, typer.Option(help="Exact population metrics every k steps.")] = None,
-    lemma1: Annotated[bool, typer.Option("--lemma1/--no-lemma1", help="Record Lemma 1's bias_bound beside "
+    reuse: Annotated[SynthReuse | None, typer.Option(help="Each of the τ steps uses the whole batch or one of τ "
+                                                          "slices (default: the preset's).")] = None,
+    family: Annotated[str, typer.Option(help="graded family knobs, e.g. p_wrong=0.1,accept_max=3 "
+                                             "(docs/substrate.md).")] = "",
+    learner_dtype: Annotated[SynthDtype, typer.Option(help="Learner precision (probes stay float64).")] = (
+        SynthDtype.float64),
+    exact_every: Annotated[int | None, typer.Option(help="Population probes every k steps.")] = None,
+    lemma1: Annotated[bool, typer.Option("--lemma1/--no-lemma1", help="Record both bias bounds beside "
                                                                       "bias_norm.")] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
     executor: Annotated[str, typer.Option(help="Where the τ jobs run: local, process (a pool) or ray.")] = "local",
     workers: Annotated[int | None, typer.Option(help="Pool processes or local Ray CPUs (default: all cores).")] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster address (with --executor ray).")] = None,
 ):
-    """Run async GRPO (THEORY.md §3) on a synthetic task over τ × η × seed, exactly measured."""
+    """Run async GRPO (docs/theory.md §3) on a synthetic task over τ × η × seed, exactly measured."""
     from results import check_executor
     from synthetic.sweep import SweepConfig, run_sweep
+    from synthetic.tasks import Family
 
-    if workers is not None:
-        _at_least("--workers", workers, 1)
-    if address is not None and executor != "ray":
-        raise typer.BadParameter(f"{address!r} needs --executor ray", param_hint="--address")
     check_executor(executor, workers, address)
-
     _exact_jax()
-    _check_clip(eps, kl, dual_clip)
-    if clip_norm is not None:
-        _finite("--clip-norm", clip_norm, positive=True)
-    if not (math.isfinite(beta1) and 0 <= beta1 < 1):
-        raise typer.BadParameter(f"{beta1!r} must be in [0, 1)", param_hint="--beta1")
-    changes = {"optimizer": optimizer.value, "beta1": beta1, "seed": seed, "batch": _at_least("--batch", batch, 1),
-               "group": _at_least("--group", group, 2), "eps": eps, "kappa": kl, "dual_clip": dual_clip,
-               "clip_norm": clip_norm, "reuse": reuse.value, "lemma1": lemma1}
-    if tau is not None:
-        changes["taus"] = tuple(ints("--tau", tau, minimum=1))
-    if eta is not None:
-        changes["etas"] = tuple(floats("--eta", eta, positive=True))
-    if seeds is not None:
-        changes["seeds"] = _at_least("--seeds", seeds, 1)
-    if steps is not None:
-        changes["steps"] = _at_least("--steps", steps, 1)
-    if exact_every is not None:
-        changes["exact_every"] = _at_least("--exact-every", exact_every, 1)
-    ds = run_sweep(SweepConfig.preset(task.value, quick, **changes), out, progress=progress, executor=executor,
-                   workers=workers, address=address)
+    changes = {"optimizer": optimizer.value, "beta1": beta1, "seed": seed, "batch": batch, "group": group,
+               "eps": eps, "kappa": kl, "dual_clip": dual_clip, "clip_norm": clip_norm, "lemma1": lemma1,
+               "family": Family.parse(family), "learner_dtype": learner_dtype.value}
+    optional = {"taus": tau and tuple(ints("--tau", tau, minimum=1)),
+                "etas": eta and tuple(floats("--eta", eta, positive=True)), "seeds": seeds, "steps": steps,
+                "exact_every": exact_every, "update_clip": update_clip, "reuse": reuse and reuse.value}
+    config = SweepConfig.preset(task.value, quick, **changes, **{k: v for k, v in optional.items() if v is not None})
+    ds = run_sweep(config, out, progress=progress, executor=executor, workers=workers, address=address)
     typer.echo(f"wrote {out}: {dict(ds.sizes)}, variables {', '.join(sorted(ds.data_vars))}")
 
 
-# ---------------------------------------------------------------- llm (issue 4)
+# ---------------------------------------------------------------- llm (issue 12)
 
 LlmTask = enum.Enum("LlmTask", {"arithmetic": "arithmetic", "gsm8k": "gsm8k"})
 LlmOptimizer = enum.Enum("LlmOptimizer", {"adamw": "adamw", "sgd": "sgd"})
 LlmReuse = enum.Enum("LlmReuse", {"whole": "whole", "slices": "slices"})
 LlmPipeline = enum.Enum("LlmPipeline", {"reuse": "reuse", "async": "async"})
 LlmSize = enum.Enum("LlmSize", {"small": "small", "medium": "medium"})
+
+
+def _given(kind, help_text):
+    """An option whose default None means "the preset's"."""
+    return Annotated[kind | None, typer.Option(help=f"{help_text} (default: the preset's).")]
 
 
 @sweep_app.command("llm")
@@ -348,19 +347,24 @@ def sweep_llm_command(
     size: Annotated[LlmSize, typer.Option(help="Width of the tiny Llama.")] = LlmSize.small,
     task: Annotated[LlmTask, typer.Option(help="Verifiable-reward task.")] = LlmTask.arithmetic,
     data: Annotated[Path | None, typer.Option(help="GSM8K-format JSONL file (with --task gsm8k).")] = None,
-    digits: Annotated[int, typer.Option(help="Arithmetic difficulty: digits per operand.")] = 1,
+    digits: _given(int, "Arithmetic difficulty: digits per operand") = None,
+    shots: _given(int, "Worked examples before each prompt (a pretrained model's format)") = None,
     quick: Annotated[bool, typer.Option("--quick/--full", help="Preset grid used for options not given.")] = True,
-    tau: Annotated[str | None, typer.Option(help="Comma list of τ ≥ 1 (default: the preset's).")] = None,
-    eta: Annotated[str | None, typer.Option(help="Comma list of learning rates η > 0 (default: the preset's).")] = None,
-    seeds: Annotated[int | None, typer.Option(help="Number of seeds 0..N−1 (default: the preset's).")] = None,
-    steps: Annotated[int | None, typer.Option(help="Learner steps T per run (default: the preset's).")] = None,
-    optimizer: Annotated[LlmOptimizer, typer.Option(help="Learner optimiser.")] = LlmOptimizer.adamw,
-    reuse: Annotated[LlmReuse, typer.Option(help="Each of the τ steps uses the whole batch or one of τ slices.")] = (
-        LlmReuse.whole),
-    pipeline: Annotated[LlmPipeline, typer.Option(help="reuse (§3, deterministic) or async (a rollout thread).")] = (
-        LlmPipeline.reuse),
-    bias_every: Annotated[int | None, typer.Option(help="bias_norm (§7) every k steps; 0: never (default: preset).")] = (
-        None),
+    tau: _given(str, "Comma list of τ ≥ 1") = None,
+    eta: _given(str, "Comma list of learning rates η > 0") = None,
+    seeds: _given(int, "Number of seeds 0..N−1") = None,
+    steps: _given(int, "Learner steps T per run") = None,
+    prompts: _given(int, "Prompts per rollout batch B") = None,
+    group: _given(int, "Completions per prompt n ≥ 2") = None,
+    max_new_tokens: _given(int, "Completion length limit") = None,
+    temperature: _given(float, "Sampling temperature > 0") = None,
+    eps: _given(float, "Clip ε of (3)") = None,
+    kappa: _given(float, "KL coefficient κ ≥ 0 to the initial policy") = None,
+    optimizer: _given(LlmOptimizer, "Learner optimiser") = None,
+    reuse: _given(LlmReuse, "Each of the τ steps uses the whole batch or one of τ slices") = None,
+    pipeline: _given(LlmPipeline, "reuse (§3) or async (a rollout worker τ − 1 batches ahead)") = None,
+    bias_every: _given(int, "A §7 staleness probe about every k steps; 0: never") = None,
+    bias_lags: _given(str, "Probe lags: last (τ − 1), all, or a comma list") = None,
     device: Annotated[str, typer.Option(help="torch device (cpu, cuda).")] = "cpu",
     threads: Annotated[int, typer.Option(help="torch CPU threads per run; tiny models run fastest on one.")] = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
@@ -370,53 +374,32 @@ def sweep_llm_command(
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Load a model directory whose weights are "
                                                "only pickle files (they can run code): trusted files only.")] = False,
 ):
-    """Run async GRPO (THEORY.md §3 reuse pipeline) on a Llama-architecture model over τ × η × seed."""
-    import dataclasses
-
+    """Run GRPO (docs/theory.md §3: reuse or async) on a Llama-architecture model over τ × η × seed."""
     import torch
 
-    from llm.config import ModelConfig, TaskConfig
-    from llm.sweep import preset, run_sweep
+    from llm.sweep import configure, run_sweep
     from results import check_executor
 
     torch.set_num_threads(_at_least("--threads", threads, 1))
-    if workers is not None:
-        _at_least("--workers", workers, 1)
-    if address is not None and executor != "ray":
-        raise typer.BadParameter(f"{address!r} needs --executor ray", param_hint="--address")
     check_executor(executor, workers, address)
-    config = preset(quick, size.value)
-    if model not in ("tiny", "smollm2") and not Path(model).is_dir() and not (
-            model.endswith(".gguf") and Path(model).is_file()):
-        raise typer.BadParameter(f"{model!r} is not tiny, smollm2, a directory or a .gguf file", param_hint="--model")
-    if task is LlmTask.gsm8k and data is None:
-        raise typer.BadParameter("--task gsm8k needs --data FILE.jsonl", param_hint="--data")
-    changes = {"model": ModelConfig(model, size.value, device, allow_pickle=allow_pickle),
-               # a pretrained model needs no supervised start
-               "warmstart": config.warmstart if model == "tiny" else dataclasses.replace(config.warmstart, steps=0),
-               "task": TaskConfig(task.value, _at_least("--digits", digits, 1), path=str(data or "")),
-               "grpo": dataclasses.replace(config.grpo, optimizer=optimizer.value, reuse=reuse.value,
-                                           pipeline=pipeline.value)}
-    if bias_every is not None:
-        changes["grpo"] = dataclasses.replace(changes["grpo"], bias_every=_at_least("--bias-every", bias_every, 0))
-    if tau is not None:
-        changes["taus"] = tuple(ints("--tau", tau, minimum=1))
-    if eta is not None:
-        changes["etas"] = tuple(floats("--eta", eta, positive=True))
-    if seeds is not None:
-        changes["seeds"] = tuple(range(_at_least("--seeds", seeds, 1)))
-    if steps is not None:
-        changes["steps"] = _at_least("--steps", steps, 1)
-    ds = run_sweep(dataclasses.replace(config, **changes), out, progress=progress, executor=executor, workers=workers,
-                   address=address)
-    collapsed = int((ds.nan_step >= 0).sum())
-    typer.echo(f"wrote {out}: {dict(ds.sizes)}, {collapsed} run(s) went NaN")
+    value = lambda choice: choice and choice.value  # noqa: E731
+    config = configure(quick, size.value, model, device, allow_pickle,
+                       task={"kind": task.value, "path": str(data or ""), "digits": digits, "shots": shots},
+                       grid={"taus": tau and tuple(ints("--tau", tau, minimum=1)), "seeds": seeds, "steps": steps,
+                             "etas": eta and tuple(floats("--eta", eta, positive=True))},
+                       grpo={"prompts": prompts, "group": group, "max_new_tokens": max_new_tokens, "eps": eps,
+                             "temperature": temperature, "kappa": kappa, "optimizer": value(optimizer),
+                             "reuse": value(reuse), "pipeline": value(pipeline), "bias_every": bias_every,
+                             "bias_lags": bias_lags})
+    ds = run_sweep(config, out, progress=progress, executor=executor, workers=workers, address=address)
+    typer.echo(f"wrote {out}: {dict(ds.sizes)}, {int((ds.nan_step >= 0).sum())} run(s) went NaN")
 
 
 def _llm_constants_table(r):
-    rows = [f"{r['model']} ({r['parameters']:,} parameters) on {r['task']}; region: ‖θ′ − θ‖ = {r['region']['radius']}"
-            f" around ‖θ‖ = {r['region']['theta_norm']:.4g}, directions {', '.join(r['region']['directions'])}"]
-    for name in ("G", "U", "L_D", "L_beta", "r_clip"):
+    run = r["run"]
+    rows = [f"{r['model']} ({r['parameters']:,} parameters) on {r['task']}: {run['steps']} steps at τ = {run['tau']}, "
+            f"η = {run['eta']:g} ({run['optimizer']}), {run['probes']} probe(s) at lag τ − 1"]
+    for name in ("region", "G", "G_on", "L_D", "L_beta", "U", "r_clip"):
         c = r[name]
         rows.append(f"{name:>7} = {c['value']:.4g} ± {c['uncertainty']:.2g}   ({c['samples']} samples)")
     return "\n".join(rows + [f"    C_b = 2 G L_D + L_β = {r['C_b']:.4g}   ({r['seconds']} s)"])
@@ -426,101 +409,47 @@ def _llm_constants(model, task, seed, as_json):
     """``repro constants --model``: :func:`llm.constants.estimate_constants` on its preset."""
     if task is not Task.arithmetic:
         raise typer.BadParameter(f"--model needs --task arithmetic, not {task.value}", param_hint="--task")
-    model = model or "tiny"
-    if model not in ("tiny", "smollm2") and not Path(model).is_dir() and not (
-            model.endswith(".gguf") and Path(model).is_file()):
-        raise typer.BadParameter(f"{model!r} is not tiny, smollm2, a directory or a .gguf file", param_hint="--model")
     from llm.constants import ConstantsConfig, estimate_constants
 
-    emit(estimate_constants(ConstantsConfig.preset(model, seed)), as_json, _llm_constants_table)
+    emit(estimate_constants(ConstantsConfig.preset(model or "tiny", seed)), as_json, _llm_constants_table)
 
-# ---------------------------------------------------------------- analysis, advice, figures (issue 5)
-
-def _analysis(store, threshold, n_boot):
-    from figures.analysis import analyze, load_sweep
-
-    if not (math.isfinite(threshold) and 0 <= threshold < 1):
-        raise typer.BadParameter(f"{threshold!r} must be in [0, 1)", param_hint="--threshold")
-    return analyze(load_sweep(store), threshold, _at_least("--boot", n_boot, 10))
-
-
-def _interval_text(name, iv):
-    return f"{name:16}{iv['value']:.4g} [{iv['low']:.4g}, {iv['high']:.4g}]"
-
-
-def _analysis_table(s):
-    rows = [f"grid: τ = {s['tau']}, η = {s['eta']}; censor window W = {s['censor_window']} steps",
-            "collapse probability over seeds (rows τ, columns η):"]
-    rows += ["  " + " ".join(f"{p:5.2f}" for p in row) for row in s["collapse_probability"]]
-    rows.append(f"η_max(τ) at threshold {s['threshold']:g}: {s['eta_max']}; kicks {s['kicks']}, drifts {s['drifts']}")
-    rows += [_interval_text(k, v) + f"  {s['verdicts'].get(k, '')}" for k, v in s["estimates"].items()]
-    return "\n".join(rows)
-
+# ---------------------------------------------------------------- analysis, advice, figures (issue 10)
 
 StoreOption = Annotated[Path, typer.Option("--store", help="Results store (netCDF) with dims tau, eta, seed, step.")]
-ThresholdOption = Annotated[float, typer.Option(help="Collapse fraction a cell may have and still count as stable.")]
-BootOption = Annotated[int, typer.Option("--boot", help="Bootstrap resamples of seeds per interval.")]
+BootOption = Annotated[int, typer.Option("--boot", help="Bootstrap resamples of seeds per interval (≥ 10).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _analysis(store, n_boot):
+    from analysis import analyze, load_sweep
+
+    n_boot = _at_least("--boot", n_boot, 10)
+    return analyze(load_sweep(store), n_boot=n_boot)
 
 
 @app.command("analyze")
-def analyze_command(
-    store: StoreOption,
-    threshold: ThresholdOption = 0.0,
-    n_boot: BootOption = 200,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-):
-    """Collapse probabilities, η_max(τ) and the fits of THEORY.md §6 with bootstrap intervals and verdicts."""
-    emit(_analysis(store, threshold, n_boot).summary(), as_json, _analysis_table)
+def analyze_command(store: StoreOption, n_boot: BootOption = 200, as_json: JsonOption = False):
+    """Collapse events and census, the two-branch η_max(τ), t* survival, drift exponent, Theorem 1 and 2 rows,
+    each with its interval, verdict and seeds needed (docs/theory.md §4–6)."""
+    analysis = _analysis(store, n_boot)
+    emit(analysis.summary(), as_json, lambda _: analysis.table())
 
 
 @app.command("fit")
 def fit_command(
     store: StoreOption,
-    threshold: ThresholdOption = 0.0,
     n_boot: BootOption = 200,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonOption = False,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON to this file (input of repro advise).")] = None,
 ):
-    """c_loc (median η_max·τ) and c_hor (median η·t*) of the rule (36)–(38), with bootstrap intervals."""
-    estimates = _analysis(store, threshold, n_boot).estimates
-    result = {"store": str(store), "threshold": threshold}
-    for name in ("c_loc", "c_hor"):
-        iv = estimates[name]
-        if not math.isfinite(iv.value):
-            raise InputError(f"cannot fit {name} from {store}: "
-                             + ("no τ has η_max inside the η grid" if name == "c_loc" else "no run collapses"))
-        result |= {name: iv.value, f"{name}_low": iv.low, f"{name}_high": iv.high}
+    """c_loc and c_hor of the rule (36)–(38) from the two-branch boundary fit of η_max(τ), with intervals."""
+    from analysis.advisor import constants_table, fitted_constants
+
+    result = fitted_constants(_analysis(store, n_boot), store)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1) + "\n")
-    emit(result, as_json, lambda r: "\n".join(
-        _interval_text(n, {"value": r[n], "low": r[f"{n}_low"], "high": r[f"{n}_high"]}) for n in ("c_loc", "c_hor")))
-
-
-def _read_constants(path):
-    from theory.rule import c_hor_from_radius, c_loc_from_radius
-
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise typer.BadParameter(f"cannot read {path}: {str(error).splitlines()[0]}", param_hint="--constants")
-    if not isinstance(data, dict):
-        raise typer.BadParameter(f"{path} is not a JSON object", param_hint="--constants")
-    if "c_loc" in data and "c_hor" in data:
-        pairs = {"c_loc": data["c_loc"], "c_hor": data["c_hor"]}
-    elif all(k in data for k in ("r_clip", "R", "U")):
-        pairs = {"r_clip": data["r_clip"], "R": data["R"], "U": data["U"]}
-    else:
-        raise typer.BadParameter(f"{path} has neither c_loc and c_hor nor r_clip, R and U", param_hint="--constants")
-    for key, value in pairs.items():
-        if isinstance(value, dict) and "value" in value:  # llm constants carry {value, uncertainty, samples}
-            value = pairs[key] = value["value"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-            raise typer.BadParameter(f"{key} = {value!r} in {path} must be a finite number > 0",
-                                     param_hint="--constants")
-    if "c_loc" in pairs:
-        return pairs["c_loc"], pairs["c_hor"]
-    return c_loc_from_radius(pairs["r_clip"], pairs["U"]), c_hor_from_radius(pairs["R"], pairs["U"])
+    emit(result, as_json, constants_table)
 
 
 @app.command("advise")
@@ -528,87 +457,21 @@ def advise_command(
     tau: Annotated[int, typer.Option(help="Staleness τ ≥ 1 of your pipeline.")],
     horizon: Annotated[int, typer.Option(help="Training horizon T ≥ 1 in learner steps.")],
     constants: Annotated[Path, typer.Option(help="JSON with c_loc and c_hor (repro fit --json) or r_clip, R and U.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonOption = False,
 ):
     """Largest safe η by the two-constraint rule (36)–(38): min(c_loc/τ, c_hor/T), which binds, and the margin."""
-    import dataclasses
+    from analysis.advisor import advise, advice_table, read_constants
 
-    from theory.rule import safe_learning_rate
-
-    c_loc, c_hor = _read_constants(constants)
-    advice = safe_learning_rate(_at_least("--tau", tau, 1), _at_least("--horizon", horizon, 1), c_loc, c_hor)
-    emit(dataclasses.asdict(advice), as_json, lambda a: "\n".join([
-        f"η_max = {a['eta_max']:.4g}  ({a['binding']} constraint binds)",
-        f"local   η ≤ c_loc/τ = {a['c_loc']:.4g}/{a['tau']} = {a['eta_local']:.4g}",
-        f"horizon η ≤ c_hor/T = {a['c_hor']:.4g}/{a['horizon']} = {a['eta_horizon']:.4g}",
-        f"margin: the other constraint allows {a['margin']:.3g}× more",
-    ]))
-
-
-def _sweep_stores(quick, runs_dir, progress, workers):
-    """Run or reuse every sweep the figures need.
-
-    The synthetic sweeps run in this process (XLA already uses every core); the
-    llm runs, one torch thread each, on a pool of ``workers`` processes when
-    ``workers`` > 1 (on this project's 2 cores, 1.7× the throughput of one
-    process with two threads). Returns ``{substrate: store}``, ``{substrate: ESS-scaled store}`` (the same
-    sweep at the baselines' η₀, read off the first store) and what was reused or
-    computed. A store's file name carries a hash of its config, so a changed
-    preset gets a new store instead of meeting the old one's parts.
-    """
-    import dataclasses
-    import functools
-    import hashlib
-
-    from figures.analysis import load_sweep
-    from figures.baselines import ESS_BASE, store_reference_eta
-    from llm.sweep import preset as llm_preset
-    from llm.sweep import run_sweep as run_llm
-    from results.store import config_json
-    from synthetic.sweep import SweepConfig
-    from synthetic.sweep import run_sweep as run_synthetic
-
-    def ess_variant(config, eta):
-        if hasattr(config, "grpo"):
-            grpo = dataclasses.replace(config.grpo, ess_base=ESS_BASE, bias_every=0)
-            return dataclasses.replace(config, etas=(eta,), grpo=grpo)
-        return dataclasses.replace(config, etas=(eta,), ess_base=ESS_BASE, lemma1=False)
-
-    def path(name, config):
-        digest = hashlib.sha1(config_json(config).encode()).hexdigest()[:8]
-        return runs_dir / f"{name}-{'quick' if quick else 'full'}-{digest}.nc"
-
-    substrates = {f"synthetic-{task}": (run_synthetic, SweepConfig.preset(task, quick))
-                  for task in ("bandit", "contextual", "autoregressive")}
-    pool = {"executor": "process", "workers": workers, "threads": 1} if workers > 1 else {}
-    for size in ("small", "medium"):
-        substrates[f"llm-{size}"] = (functools.partial(run_llm, **pool), llm_preset(quick, size))
-    stores, ess_stores, log = {}, {}, []
-    for name, (run, config) in substrates.items():
-        out = path(name, config)
-        log.append(f"{name}: {_run_logged(lambda o: run(config, o, progress), out)} {out}")
-        ess_config = ess_variant(config, store_reference_eta(load_sweep(out)))
-        ess_out = path(f"{name}-ess", ess_config)
-        log.append(f"{name} ESS-scaled: {_run_logged(lambda o: run(ess_config, o, progress), ess_out)} {ess_out}")
-        stores[name], ess_stores[name] = out, ess_out
-    return stores, ess_stores, log
-
-
-def _run_logged(job, out):
-    """Run ``job(out)`` and say whether its store was computed, resumed or reused."""
-    before = out.stat().st_mtime_ns if out.exists() else None
-    resumed = out.with_name(out.name + ".parts").exists()
-    job(out)
-    if before is None:
-        return "resumed" if resumed else "computed"
-    return "reused" if out.stat().st_mtime_ns == before else "rebuilt from its parts"
+    c_loc, c_hor = read_constants(constants)
+    emit(advise(_at_least("--tau", tau, 1), _at_least("--horizon", horizon, 1), c_loc, c_hor), as_json, advice_table)
 
 
 @app.command("figures")
 def figures_command(
     quick: Annotated[bool, typer.Option("--quick", help="Small grids (tests, CI): the same figures, faster.")] = False,
-    only: Annotated[str | None, typer.Option(help="Redraw one figure kind (reward, phase, table2, dynamics, "
-                                                  "bias) or only REPORT.md (report).")] = None,
+    only: Annotated[str | None, typer.Option(help="Redraw one figure kind (reward, phase, survival, drift, table2, "
+                                                  "dynamics, bias, staleness, baselines) or only REPORT.md (report).")
+                    ] = None,
     out: Annotated[Path, typer.Option(help="Folder for the PNG and PDF figures and REPORT.md.")] = Path("figures/out"),
     runs: Annotated[Path, typer.Option(help="Folder of the sweep stores (reused when finished).")] = Path("runs"),
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")] = True,
@@ -617,8 +480,9 @@ def figures_command(
     workers: Annotated[int | None, typer.Option(
         help="Processes for the llm runs, one torch thread each (default: every core; 1: in this process).")] = None,
 ):
-    """Run or reuse every sweep the paper's figures need, then draw them all and write REPORT.md."""
+    """Run or reuse every sweep of the plan (results/plan.py), then draw every figure and write REPORT.md."""
     from figures.report import NAMES, render_all
+    from results import plan
 
     if only is not None and only not in NAMES:
         raise typer.BadParameter(f"{only!r} is not one of {', '.join(NAMES)}", param_hint="--only")
@@ -630,83 +494,117 @@ def figures_command(
     else:
         _exact_jax()
         workers = (os.cpu_count() or 1) if workers is None else _at_least("--workers", workers, 1)
-        stores, ess_stores, log = _sweep_stores(quick, runs, progress, workers)
+        stores, ess_stores, log = plan.run_plan(quick, runs, progress, workers)
         for line in log:
             typer.echo(line, err=True)
-    written = render_all(stores, out, only, ess_stores=ess_stores, progress=progress)
+    coverage = plan.KNOBS["quick" if quick else "full"]["coverage"]
+    written = render_all(stores, out, only, ess_stores=ess_stores, progress=progress, coverage=coverage)
     typer.echo(f"wrote {len(written)} files to {out}")
 
 
 # ---------------------------------------------------------------- integrations (issue 6)
 
-Framework = enum.Enum("Framework", {name: name for name in ("trl", "verl", "areal", "prime-rl", "nemo-rl", "openrlhf")})
-
-
-def _tau_table(result):
-    lines = [
-        f"τ = {result['tau']} learner steps per rollout batch (max lag {result['max_lag']})",
-        f"framework: {result['framework']} {result['trainer']}",
-        f"formula: {result['formula']}",
-        "knobs: " + ", ".join(
-            f"{k}={v}" + (" (default)" if k in result["defaults"] else "") for k, v in result["knobs"].items()
-        ),
-        f"source: {result['source']}",
-    ]
-    return "\n".join(lines + [f"warning: {w}" for w in result["warnings"]])
+Framework = enum.Enum("Framework", {name: name for name in (
+    "trl", "verl", "areal", "prime-rl", "nemo-rl", "openrlhf", "skyrl", "roll", "pipelinerl", "slime", "miles", "tinker")})
 
 
 @app.command("tau")
 def tau_command(
     framework: Annotated[Framework, typer.Option(help="Framework whose config this is.")],
-    config: Annotated[
-        Path, typer.Option(exists=True, dir_okay=False, help="Its config: YAML, JSON, TOML or launch command.")
-    ],
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object (tau, max_lag, formula, knobs, warnings).")
-    ] = False,
+    config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Its config: YAML, JSON, TOML or a launch "
+                                                                           "script (its ${var} are expanded).")],
+    trainer: Annotated[str | None, typer.Option(help="trl: grpo|async; verl: main|one-step-off|fully-async; "
+                                                     "slime/miles: sync|async|fully-async (default: from the config).")
+                       ] = None,
+    processes: Annotated[int | None, typer.Option(help="Process count (TRL's generation_batch_size needs it).")] = None,
+    accept_defaults: Annotated[bool, typer.Option("--accept-defaults", help="Accept a config that sets none of "
+                                                                            "the framework's knobs.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (tau, max_lag, unit, formula, "
+                                                         "knobs, defaults, source, warnings).")] = False,
 ):
-    """Translate a framework's staleness knobs into the τ of THEORY.md §3 (the input of `repro advise --tau`)."""
+    """A framework's staleness knobs → the τ of docs/theory.md §3 in optimizer steps (input of `repro advise`)."""
     from integrations.staleness import translate
 
-    emit(translate(framework.value, config).as_dict(), as_json, _tau_table)
-
-
-LogFramework = enum.Enum("LogFramework", {name: name for name in ("trl", "verl")})
+    result = translate(framework.value, config, processes=processes, trainer=trainer, accept_defaults=accept_defaults)
+    emit(result.as_dict(), as_json, lambda _: result.text())
 
 
 @app.command("import")
 def import_command(
-    framework: Annotated[LogFramework, typer.Option(help="Framework that wrote the log.")],
-    log: Annotated[
-        Path, typer.Option(exists=True, dir_okay=False, help="trainer_state.json, JSONL (verl file logger) or CSV.")
-    ],
+    framework: Annotated[Framework, typer.Option(help="Framework that wrote the log.")],
+    log: Annotated[Path, typer.Option(exists=True, help="trainer_state.json, JSONL, JSON, CSV/TSV (W&B export) or a "
+                                                        "TensorBoard event file or folder.")],
     out: Annotated[Path, typer.Option(help="Results store (netCDF) to write.")],
-    tau: Annotated[
-        int | None, typer.Option(min=1, help="τ of the run (see `repro tau`); read from the log if absent.")
-    ] = None,
-    eta: Annotated[str | None, typer.Option(help="Learning rate η; the log's peak learning_rate if absent.")] = None,
+    config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="The run's config: τ and the unit "
+                                                                                  "conversions (as `repro tau`).")] = None,
+    tau: Annotated[int | None, typer.Option(min=1, help="τ of the run; else from --config or the log.")] = None,
+    eta: Annotated[str | None, typer.Option(help="Learning rate η; the log's peak learning rate if absent.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the run, the store's seed coord.")] = 0,
+    reward: Annotated[str | None, typer.Option(help="Log key of the training reward, if not the framework's.")] = None,
+    run: Annotated[str | None, typer.Option(help="Run to read from a W&B export of several runs.")] = None,
+    trainer: Annotated[str | None, typer.Option(help="With --config: as `repro tau --trainer`.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ):
-    """Import a TRL or verl metric log into a results store of one run, named as in THEORY.md §6."""
+    """Import a framework's metric log into a results store of one run, named as in docs/theory.md §6."""
     from integrations.logs import import_log
+    from integrations.staleness import translate
     from results import write_atomic
 
     eta_value = None if eta is None else floats("--eta", eta, positive=True)
     if eta_value is not None and len(eta_value) != 1:
         raise typer.BadParameter(f"{eta!r} is not one number", param_hint="--eta")
-    ds = import_log(log, framework.value, tau=tau, eta=eta_value and eta_value[0], seed=seed)
-    write_atomic(ds, out)
-    config = json.loads(ds.attrs["config"])
-    summary = {
-        "out": str(out), "steps": ds.sizes["step"], "variables": sorted(ds.data_vars),
-        "tau": config["tau"], "eta": config["eta"], "renamed": config["renamed"], "dropped": config["dropped"],
-    }
-    emit(summary, as_json, lambda s: "\n".join([
-        f"wrote {s['out']}: {s['steps']} steps, τ = {s['tau']}, η = {s['eta']:g}",
-        "mapped: " + ", ".join(f"{ours} ← {theirs}" for theirs, ours in s["renamed"].items()),
-        "dropped (not numeric): " + (", ".join(s["dropped"]) or "none"),
-    ]))
+    if trainer is not None and config is None:
+        raise typer.BadParameter("--trainer needs --config", param_hint="--trainer")
+    rule = None if config is None else translate(framework.value, config, trainer=trainer)
+    result = import_log(log, framework.value, tau=tau, eta=eta_value and eta_value[0], seed=seed, staleness=rule,
+                        reward=reward, run=run)
+    write_atomic(result.dataset, out)
+    emit(result.summary | {"out": str(out)}, as_json, lambda _: f"wrote {out}\n" + result.text())
+
+
+@app.command("combine")
+def combine_command(
+    stores: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Per-run stores to merge.")],
+    out: Annotated[Path, typer.Option(help="Sweep store (netCDF) to write.")],
+    trim: Annotated[bool, typer.Option("--trim", help="Keep only the steps every store has.")] = False,
+    renumber_seeds: Annotated[bool, typer.Option("--renumber-seeds", help="Number each (τ, η) cell's runs 0, 1, … "
+                                                                          "(their seeds kept in run_seed).")] = False,
+):
+    """Merge per-run stores (TRL callback, imported logs, sweep parts) into one sweep store on (τ, η, seed, step)."""
+    from integrations.combine import write_combined
+
+    ds = write_combined(stores, out, trim=trim, renumber_seeds=renumber_seeds)
+    typer.echo(f"wrote {out}: {dict(ds.sizes)}")
+
+
+@app.command("warn")
+def warn_command(
+    store: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Store of the run(s) to watch, or with "
+                                                                          "--calibrate the sweep to calibrate on.")],
+    thresholds: Annotated[Path, typer.Option(help="Thresholds JSON to read (or, with --calibrate, to write).")],
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Set thresholds from the sweep's stable runs.")] = False,
+    false_alarm: Annotated[float, typer.Option(help="With --calibrate: share of stable runs allowed to alarm.")] = 0.05,
+    margin: Annotated[float, typer.Option(help="With --calibrate: thresholds sit this fraction above the stable "
+                                               "runs' largest values.")] = 0.25,
+    constants: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="JSON with c_loc/c_hor or "
+                                                                                     "r_clip/R/U: the suggested η.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+):
+    """Collapse early warning (docs/theory.md §5): alarms before t* from stale drift, drift, clip, ESS, cosines."""
+    from analysis.warning import Thresholds, calibrate as fit_thresholds, runs_of, warn_store, warn_text
+    from results import open_store as read
+
+    ds = read(store, required=("reward",), dims=("tau", "eta", "seed", "step"))
+    if calibrate:
+        fitted = fit_thresholds(runs_of(ds), _finite("--false-alarm", false_alarm), margin=_finite("--margin", margin))
+        thresholds.write_text(fitted.to_json() + "\n")
+        return emit(json.loads(fitted.to_json()), as_json, lambda _: f"wrote {thresholds}: {fitted.active()}")
+    if not thresholds.is_file():
+        raise InputError(f"no thresholds file at {thresholds} (write one with --calibrate on a sweep)")
+    limits = Thresholds.from_json(thresholds.read_text())
+    extra = None if constants is None else json.loads(constants.read_text())
+    rows = warn_store(ds, limits, extra)
+    emit({"runs": rows}, as_json, lambda r: warn_text(r["runs"]))
 
 
 def main(argv=None):
