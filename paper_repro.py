@@ -161,22 +161,6 @@ def theory_command(
     return 1 if any(item["checked"] is False for item in result["derivations"]) else 0
 
 
-def _bias_table(r):
-    a = r["analytic"]
-    return "\n".join([
-        f"‖b‖ = {r['bias_norm']:.6g}   (b = g(θ, β) − g_on(θ), exact)",
-        f"‖θ − β‖ = {r['stale_drift']:.6g}",
-        f"Lemma 1 bound C_b ‖θ − β‖ = {r['bound']:.6g}   (analytic §8: {a['bound']:.6g})",
-        f"  G = {r['G']:.6g}, L_D = {r['L_D']:.6g}, L_β = {r['L_beta']:.6g}, C_b = {r['C_b']:.6g}",
-        f"  at (θ, β): 2 G TV + gap = {r['pointwise_bound']:.6g} (TV = {r['tv']:.6g}, gap = {r['behaviour_gap']:.6g})",
-        f"  other split: 2 G_on TV + gap_β = {r['pointwise_bound_alt']:.6g} (G_on = {r['G_on']:.6g}, "
-        f"gap_β = {r['behaviour_gap_beta']:.6g})",
-        f"g(θ, β) = {[round(v, 6) for v in r['g_stale']]}",
-        f"g_on(θ) = {[round(v, 6) for v in r['g_on']]}",
-        f"region: {r['region']} ({r['n_pairs']} pairs)",
-    ])
-
-
 @app.command("bias")
 def bias_command(
     theta: Annotated[str, typer.Option(help="Learner logits θ, comma list of K ≥ 2 numbers.")],
@@ -199,27 +183,13 @@ def bias_command(
     arms = _correct_arms(correct, len(theta_values))
     _check_clip(eps, kl, dual_clip)
     _exact_jax()
-    from synthetic.bandit import bandit_task, bias_report
+    from synthetic.bandit import bandit_task, bias_report, bias_table
 
     task = bandit_task(len(theta_values), arms, group, eps, kl, ref_values, dual_clip)
-    emit(bias_report(task, theta_values, beta_values, points, seed), as_json, _bias_table)
+    emit(bias_report(task, theta_values, beta_values, points, seed), as_json, bias_table)
 
 
 Task = enum.Enum("Task", {name: name for name in ("bandit", "contextual", "arithmetic")})  # arithmetic: llm (issue 4)
-
-
-def _constants_table(r):
-    rows = [f"{'':8}{'numeric':>12}{'analytic':>12}{'ratio':>8}"]
-    for name in ("G", "U", "L_D", "L_beta", "C_b"):
-        bound = r.get(f"{name}_analytic")
-        tail = f"{bound:12.5g}{bound / r[name]:8.1f}" if bound is not None and r[name] > 0 else f"{'–':>12}{'':8}"
-        rows.append(f"{name:8}{r[name]:12.5g}{tail}")
-    run = r["U_run"]
-    return "\n".join(rows + [
-        f"region: {r['region']} ({r['n_pairs']} pairs, max ‖θ − β‖_∞ = {r['max_pair_distance_inf']:.4g})",
-        f"U: max ‖θ_t+1 − θ_t‖/η of async SGD, η = {run['eta']:.4g}, τ = {run['tau']}, {run['steps']} steps, "
-        f"{run['groups_per_step']} groups per step; analytic U = G (plain ascent)",
-    ])
 
 
 @app.command("constants")
@@ -254,7 +224,7 @@ def constants_command(
     _exact_jax()
     import jax.numpy as jnp
 
-    from synthetic.bandit import bandit_task, constants_report, contextual_task
+    from synthetic.bandit import bandit_task, constants_report, constants_table, contextual_task
 
     if task is Task.bandit:
         bandit, features, d = bandit_task(arms, arm_list, group, eps, kl, None, dual_clip), None, arms
@@ -262,7 +232,7 @@ def constants_command(
         (bandit, features), d = contextual_task(prompts, arms, dim, group, eps, kl, seed, dual_clip), dim
     report = constants_report(bandit, jnp.zeros(d), radius, points, seed, features, tau, steps, batch)
     emit({"task": task.value, "arms": arms, "group": group, "eps": eps, "kl": kl, **report}, as_json,
-         _constants_table)
+         constants_table)
 
 
 # ---------------------------------------------------------------- synthetic sweeps (issue 3)
@@ -395,23 +365,13 @@ def sweep_llm_command(
     typer.echo(f"wrote {out}: {dict(ds.sizes)}, {int((ds.nan_step >= 0).sum())} run(s) went NaN")
 
 
-def _llm_constants_table(r):
-    run = r["run"]
-    rows = [f"{r['model']} ({r['parameters']:,} parameters) on {r['task']}: {run['steps']} steps at τ = {run['tau']}, "
-            f"η = {run['eta']:g} ({run['optimizer']}), {run['probes']} probe(s) at lag τ − 1"]
-    for name in ("region", "G", "G_on", "L_D", "L_beta", "U", "r_clip"):
-        c = r[name]
-        rows.append(f"{name:>7} = {c['value']:.4g} ± {c['uncertainty']:.2g}   ({c['samples']} samples)")
-    return "\n".join(rows + [f"    C_b = 2 G L_D + L_β = {r['C_b']:.4g}   ({r['seconds']} s)"])
-
-
 def _llm_constants(model, task, seed, as_json):
     """``repro constants --model``: :func:`llm.constants.estimate_constants` on its preset."""
     if task is not Task.arithmetic:
         raise typer.BadParameter(f"--model needs --task arithmetic, not {task.value}", param_hint="--task")
-    from llm.constants import ConstantsConfig, estimate_constants
+    from llm.constants import ConstantsConfig, constants_table, estimate_constants
 
-    emit(estimate_constants(ConstantsConfig.preset(model or "tiny", seed)), as_json, _llm_constants_table)
+    emit(estimate_constants(ConstantsConfig.preset(model or "tiny", seed)), as_json, constants_table)
 
 # ---------------------------------------------------------------- analysis, advice, figures (issue 10)
 

@@ -27,7 +27,8 @@ Conventions **[choice]**, stated once here and in REPORT.md:
   towards the initial basin); else ``kick`` when one update in the last
   max(5, τ) steps before t* exceeds :data:`KICK_RATIO` times the median update
   before them; else ``drift`` (‖θ_t − θ_0‖ reaches its radius at t* smoothly).
-  ``unclassified`` when ``drift`` (and, for kicks, ``update_norm``) is not measured.
+  ``unclassified`` when ``drift`` (and, for kicks, ``update_norm``) is not measured, or when
+  fewer than :data:`MIN_HISTORY` updates precede the kick window (a collapse in the first steps).
 """
 
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ MIN_BATCHES = 5
 """The censoring window spans at least this many rollout batches (sync cycles of τ steps)."""
 KICK_RATIO = 10.0
 """A collapse whose largest recent update exceeds this many medians of the earlier updates is a kick."""
+MIN_HISTORY = 5
+"""Updates before the kick window below which a collapse is left ``unclassified`` (no median to compare with)."""
 ABSORB_FRACTION = 0.5
 """A collapse at a drift ≤ this fraction of the run's largest earlier drift is an absorption."""
 CENSORED = -1
@@ -210,6 +213,8 @@ def _census(drift, update, collapsed, t_low, t_high, taus, steps):
             continue  # collapsed from the start: no healthy stretch to judge a mechanism on
         if np.isfinite(at) and at <= ABSORB_FRACTION * peak:
             kind[index] = "absorption"
+        elif start < MIN_HISTORY:
+            continue  # too few earlier updates to tell a kick from a drift: calling it drift would be a guess
         elif update is not None and _kick(update[index], start, hi):
             kind[index] = "kick"
         elif np.isfinite(at):

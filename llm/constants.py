@@ -83,3 +83,14 @@ def estimate_constants(config):
     report["C_b"] = float(lemma1_constant(report["G"]["value"], report["L_D"]["value"], report["L_beta"]["value"]))
     report["seconds"] = round(time.perf_counter() - start, 1)
     return report
+
+
+def constants_table(r):
+    """:func:`estimate_constants` as the text ``repro constants --model`` prints."""
+    run = r["run"]
+    rows = [f"{r['model']} ({r['parameters']:,} parameters) on {r['task']}: {run['steps']} steps at τ = {run['tau']}, "
+            f"η = {run['eta']:g} ({run['optimizer']}), {run['probes']} probe(s) at lag τ − 1"]
+    for name in ("region", "G", "G_on", "L_D", "L_beta", "U", "r_clip"):
+        c = r[name]
+        rows.append(f"{name:>7} = {c['value']:.4g} ± {c['uncertainty']:.2g}   ({c['samples']} samples)")
+    return "\n".join(rows + [f"    C_b = 2 G L_D + L_β = {r['C_b']:.4g}   ({r['seconds']} s)"])

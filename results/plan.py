@@ -2,9 +2,9 @@
 
 Each substrate is swept twice: a **coarse** pass (the engine's preset grid with
 few seeds) finds where runs start to collapse; the **refined** pass spends the
-seeds there, on a geometric η grid spanning, over every τ, the largest η at which
-no coarse seed collapsed up to the smallest η at which every seed did
-(:func:`refine_etas`). The refined store is the one the figures and REPORT.md
+seeds there, on a geometric η grid spanning, over every τ, a decade below the
+largest η at which no coarse seed collapsed up to the smallest η at which every
+seed did (:func:`refine_etas`). The refined store is the one the figures and REPORT.md
 judge; its ESS-scaled **twin** reruns it at the baselines' η₀ with
 η_t = η₀·min(1, ess_t/ess_base). Store names are
 ``{name}-{quick|full}-s{SCHEMA_VERSION}-{hash of the config}.nc``: a changed
@@ -23,15 +23,18 @@ from results.store import config_json
 from theory.metrics import SCHEMA_VERSION
 
 KNOBS = {
-    "full": {"synthetic": {"coarse_seeds": 8, "seeds": 32, "etas": 8},
-             "llm": {"coarse_seeds": 1, "seeds": 8, "etas": 3},
+    "full": {"synthetic": {"coarse_seeds": 4, "seeds": 32, "etas": 6, "twin_seeds": 16,
+                           "preset": {"steps": 1000, "exact_every": 100}},
+             "llm": {"coarse_seeds": 1, "seeds": 8, "etas": 3, "twin_seeds": 8},
              "coverage": {"worlds": 2, "kinds": ("clean", "horizon", "sync")}},
     "quick": {"synthetic": {"coarse_seeds": 2, "seeds": 2, "etas": 3},
               "llm": {"coarse_seeds": 1, "seeds": 1, "etas": 2},
               "coverage": {"worlds": 1, "kinds": ("clean",)}},
 }
-"""Seeds of the coarse and refined passes and the refined η count per engine, and the planted worlds REPORT.md
-measures its intervals' coverage on at each store's grid (tune timing here)."""
+"""Per engine: seeds of the coarse and refined passes, the refined η count, the ESS twin's seeds (default: the
+refined pass's) and changes to the engine's preset (the full synthetic plan runs T = 1000 steps with a probe
+every 100: the 2000-step preset with 32 seeds would take about 8 minutes per task on 2 cores); and the planted
+worlds REPORT.md measures its intervals' coverage on at each store's grid. Tune timing here."""
 
 SUBSTRATES = {
     **{f"synthetic-{task}": ("synthetic", task) for task in ("graded", "autoregressive", "bandit", "contextual")},
@@ -80,17 +83,24 @@ def store_path(runs_dir, name, config, quick):
     return Path(runs_dir) / f"{name}-{'quick' if quick else 'full'}-s{SCHEMA_VERSION}-{digest}.nc"
 
 
+REACH = 10.0
+"""The refined grid starts this factor below the largest η at which no coarse seed collapsed (not below the coarse
+grid): the advisor's held-out η (often η_max/10) and Theorem 1's stable cells lie there."""
+
+
 def refine_etas(collapsed, etas, count):
     """A geometric grid of ``count`` η over the transition of a coarse sweep (module docstring).
 
-    ``collapsed``: bool ``(tau, eta, seed)``. The coarse grid is kept when no
-    cell collapses or every cell does (nothing to refine).
+    ``collapsed``: bool ``(tau, eta, seed)``. When no cell collapses or every
+    cell does (nothing to refine), ``count`` η of the coarse grid, evenly spread
+    over it, are kept.
     """
     etas = np.asarray(etas, dtype=float)
     order = np.argsort(etas)
     etas, fraction = etas[order], np.asarray(collapsed, dtype=float).mean(axis=-1)[:, order]
     if not (fraction > 0).any() or (fraction > 0).all():
-        return tuple(float(e) for e in etas)
+        keep = np.unique(np.linspace(0, etas.size - 1, min(count, etas.size)).round().astype(int))
+        return tuple(float(e) for e in etas[keep])
     lows, highs = [], []
     for row in fraction:
         full = np.flatnonzero(row >= 1)
@@ -98,7 +108,7 @@ def refine_etas(collapsed, etas, count):
         clean = np.flatnonzero(row[:top + 1] == 0)
         lows.append(etas[clean[-1]] if clean.size else etas[0])
         highs.append(etas[top])
-    low, high = min(lows), max(highs)
+    low, high = max(etas[0], min(lows) / REACH), max(highs)
     if high <= low:
         return tuple(float(e) for e in etas)
     return tuple(float(f"{e:.6g}") for e in np.geomspace(low, high, count))
@@ -128,14 +138,15 @@ def run_plan(quick, runs_dir, progress=True, workers=1):
 
     for name, (engine, which) in SUBSTRATES.items():
         k, run = knobs[engine], runners[engine]
-        base = preset(engine, which, quick)
+        base = dataclasses.replace(preset(engine, which, quick), **k.get("preset", {}))
         first = with_grid(base, seeds=k["coarse_seeds"])
         coarse = sweep(f"{name}-coarse", first, run)
         ds = load_sweep(coarse)
         refined = with_grid(base, etas=refine_etas(collapse_events(ds).collapsed, ds.eta.values, k["etas"]),
                             seeds=k["seeds"])
         stores[name] = coarse if refined == first else sweep(name, refined, run)
-        twin = ess_twin(refined, store_reference_eta(load_sweep(stores[name])), ESS_BASE)
+        twin = with_grid(ess_twin(refined, store_reference_eta(load_sweep(stores[name])), ESS_BASE),
+                         seeds=k.get("twin_seeds", k["seeds"]))
         twins[name] = sweep(f"{name}-ess", twin, run)
     return stores, twins, log
 

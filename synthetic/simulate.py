@@ -252,7 +252,7 @@ def learner_step(task, config, eta, tau, carry, t):
         staleness = t - batch.version
     updates, opt_state = optimizer(config, eta).update(-grad, carry.opt_state, carry.theta)
     eta_scale = ess_scaled_eta(1.0, metrics["ess"], config.ess_base)
-    u = eta_scale * updates / eta
+    u = jnp.asarray(eta_scale, dtype=updates.dtype) * updates / eta  # ess is float64 under a float32 learner
     if config.update_clip is not None:
         u = u * jnp.minimum(1.0, config.update_clip / jnp.maximum(l2_norm(u), 1e-300))
     theta_next = carry.theta + eta * u

@@ -124,6 +124,14 @@ def test_census_drift_kick_and_absorption():
     assert absorbed.kind.item() == "absorption" and absorbed.census()["absorption"] == 1
 
 
+def test_a_collapse_in_the_first_steps_is_not_called_drift():
+    t = np.arange(100.0)
+    reward = np.r_[np.full(3, 0.5), np.zeros(97)]  # t* = 3 at τ = 1: no update before the kick window
+    ev = collapse_events(one_run(tau=1, reward=reward, drift=0.01 * t, update_norm=np.ones(100)))
+    assert ev.collapsed.item() and ev.kind.item() == "unclassified"
+    assert ev.radius.item() == pytest.approx(0.03)  # the radius is still measured
+
+
 def test_census_without_drift_is_unclassified():
     ev = collapse_events(one_run(reward=np.r_[np.full(60, 0.5), np.zeros(40)]))
     assert ev.kind.item() == "unclassified" and np.isnan(ev.radius.item())

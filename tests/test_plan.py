@@ -41,15 +41,20 @@ def test_refined_grid_spans_the_transition():
     collapsed[0, 5:] = True                 # τ = 1: clean up to 16, all collapse from 32
     collapsed[1, 3:] = True                 # τ = 2: clean up to 4, all collapse from 8
     collapsed[1, 2, 0] = True               # … and one seed of four at 4
-    refined = plan.refine_etas(collapsed, etas, 5)
-    assert refined[0] == pytest.approx(2.0) and refined[-1] == pytest.approx(32.0) and len(refined) == 5
-    assert np.allclose(np.diff(np.log(refined)), np.log(16) / 4, rtol=1e-5)
+    refined = plan.refine_etas(collapsed, etas, 5)  # from a decade below the clean edge 2 (not below 1) to 32
+    assert refined[0] == pytest.approx(1.0) and refined[-1] == pytest.approx(32.0) and len(refined) == 5
+    assert np.allclose(np.diff(np.log(refined)), np.log(32) / 4, rtol=1e-5)
+    wide = np.zeros((1, 12, 4), dtype=bool)
+    wide[0, 9:] = True  # clean up to 256, every seed collapses from 512; the coarse grid reaches down to 1
+    refined = plan.refine_etas(wide, 2.0 ** np.arange(12), 5)
+    assert refined[0] == pytest.approx(25.6) and refined[-1] == pytest.approx(512.0)
 
 
 @pytest.mark.parametrize("fill", [False, True])
-def test_nothing_to_refine_keeps_the_coarse_grid(fill):
-    etas = (0.1, 0.2, 0.4)
-    assert plan.refine_etas(np.full((2, 3, 2), fill), etas, 5) == etas
+def test_nothing_to_refine_keeps_the_coarse_grid_spread_over_count(fill):
+    etas = (0.1, 0.2, 0.4, 0.8, 1.6)
+    assert plan.refine_etas(np.full((2, 5, 2), fill), etas, 5) == etas
+    assert plan.refine_etas(np.full((2, 5, 2), fill), etas, 3) == (0.1, 0.4, 1.6)
 
 
 @pytest.mark.parametrize("engine, which", [("synthetic", "autoregressive"), ("llm", "small")])

@@ -155,6 +155,8 @@ def test_float32_learner_keeps_the_probes_in_float64():
     assert metrics["drift"].dtype == jnp.float32 and metrics["bias_norm"].dtype == jnp.float64
     assert in_precision(task, "float32").problem.reward.dtype == jnp.float32
     assert np.all(np.isfinite(np.asarray(metrics["success"])))
+    scaled = run_jit(task, dataclasses.replace(config, ess_base=0.5), 1.0, 2, 0)  # the ESS twin of repro figures
+    assert scaled["drift"].dtype == jnp.float32 and np.asarray(scaled["eta_scale"]).min() <= 1.0
 
 
 @pytest.mark.parametrize("bad", [dict(optimizer="rmsprop"), dict(reuse="half"), dict(steps=0), dict(gradient="mc"),
