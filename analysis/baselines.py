@@ -63,17 +63,17 @@ def policy_outcomes(ds, events, advised, ess=None):
     """
     taus, etas = ds.tau.values.astype(float), ds.eta.values.astype(float)
     eta0 = reference_eta(grid_eta_max(events.collapsed, etas), etas)
-    name, final = final_quality(ds)
+    quality, final = final_quality(ds)
     policies = {"fixed η": np.full(taus.size, eta0), "η/τ": eta0 * taus.min() / taus,
                 "advisor": np.asarray(advised, dtype=float)}
     outcomes = {}
-    for name, asked in policies.items():
+    for policy, asked in policies.items():
         rows = []
         for i, (tau, eta) in enumerate(zip(taus, asked)):
             j = snap_down(eta, etas) if np.isfinite(eta) else None
             if j is not None:
-                rows.append(_row(tau, eta, etas[j], (name, final[i, j]), events.collapsed[i, j]))
-        outcomes[name] = rows
+                rows.append(_row(tau, eta, etas[j], (quality, final[i, j]), events.collapsed[i, j]))
+        outcomes[policy] = rows
     if ess is not None:
         ess_etas = ess.eta.values.astype(float)
         j = snap_down(eta0, ess_etas)
