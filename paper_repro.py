@@ -335,6 +335,7 @@ def sweep_llm_command(
     pipeline: _given(LlmPipeline, "reuse (§3) or async (a rollout worker τ − 1 batches ahead)") = None,
     bias_every: _given(int, "A §7 staleness probe about every k steps; 0: never") = None,
     bias_lags: _given(str, "Probe lags: last (τ − 1), all, or a comma list") = None,
+    micro_batch: _given(int, "Sequences per learner forward/backward, gradients accumulated (0: all)") = None,
     device: Annotated[str, typer.Option(help="torch device (cpu, cuda).")] = "cpu",
     threads: Annotated[int, typer.Option(help="torch CPU threads per run; tiny models run fastest on one.")] = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
@@ -360,7 +361,7 @@ def sweep_llm_command(
                        grpo={"prompts": prompts, "group": group, "max_new_tokens": max_new_tokens, "eps": eps,
                              "temperature": temperature, "kappa": kappa, "optimizer": value(optimizer),
                              "reuse": value(reuse), "pipeline": value(pipeline), "bias_every": bias_every,
-                             "bias_lags": bias_lags})
+                             "bias_lags": bias_lags, "micro_batch": micro_batch})
     ds = run_sweep(config, out, progress=progress, executor=executor, workers=workers, address=address)
     typer.echo(f"wrote {out}: {dict(ds.sizes)}, {int((ds.nan_step >= 0).sum())} run(s) went NaN")
 

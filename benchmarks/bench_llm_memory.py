@@ -37,7 +37,8 @@ def child(args):
     tokenizer_and_model = load(model, args.seed)
     loaded = time.perf_counter()
     grpo = GRPOConfig(prompts=args.prompts, group=args.group, max_new_tokens=args.max_new_tokens,
-                      val_every=args.steps + 1, bias_every=args.tau if args.probes else 0, bias_chunks=args.chunks)
+                      val_every=args.steps + 1, bias_every=args.tau if args.probes else 0, bias_chunks=args.chunks,
+                      micro_batch=args.micro_batch)
     config = RunConfig(args.tau, args.eta, args.seed, args.steps, model, TaskConfig(heldout=4, shots=args.shots),
                        WarmstartConfig(steps=0), grpo)
     series, _, _, nan_step = train(config, tokenizer_and_model)
@@ -69,6 +70,7 @@ def main():
     parser.add_argument("--max-new-tokens", type=int, default=4)
     parser.add_argument("--shots", type=int, default=8)
     parser.add_argument("--chunks", type=int, default=4)
+    parser.add_argument("--micro-batch", type=int, default=8, help="sequences per learner forward/backward")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--probes", action="store_true", help=argparse.SUPPRESS)

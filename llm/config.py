@@ -146,9 +146,13 @@ class GRPOConfig:
     """Prompts per probe batch (0: ``prompts``)."""
     ess_base: float | None = None
     """ESS-scaled learning rate η·min(1, ess/ess_base) (the VCPO baseline); none: fixed η."""
+    micro_batch: int = 0
+    """Sequences per learner forward/backward, gradients accumulated (0: the whole consumed batch at once). The
+    learner's activation memory scales with it: a few-shot SmolLM2 batch of 64 sequences needs > 20 GB at once."""
 
     def __post_init__(self):
         _at_least("prompts", self.prompts, 1)
+        _at_least("micro_batch", self.micro_batch, 0)
         _at_least("group", self.group, 2)
         _at_least("max_new_tokens", self.max_new_tokens, 1)
         _positive("temperature", self.temperature)

@@ -43,11 +43,13 @@ class ConstantsConfig:
 
         A pretrained model runs one sync cycle of τ = 3 at AdamW η = 1e-5 from its own weights (two stale
         steps give the region), on one-digit addition after 8 worked examples, and is probed once, at lag 2,
-        with 32 fresh and 32 stale groups of 8.
+        with 32 fresh and 32 stale groups of 8. The learner backpropagates one group (8 sequences) at a time: the
+        whole batch of 8-shot prompts at once needs more than 24 GB.
         """
         if model == "tiny":
             return cls(dataclasses.replace(cls().run, seed=seed, model=ModelConfig("tiny", device=device)))
-        grpo = GRPOConfig(prompts=8, group=8, max_new_tokens=4, val_every=100, bias_every=3, probe_prompts=32)
+        grpo = GRPOConfig(prompts=8, group=8, max_new_tokens=4, val_every=100, bias_every=3, probe_prompts=32,
+                          micro_batch=8)
         return cls(RunConfig(3, 1e-5, seed, 3, ModelConfig(model, device=device), TaskConfig(heldout=8, shots=8),
                              WarmstartConfig(steps=0), grpo))
 

@@ -35,6 +35,33 @@ def consumed(batch, t, tau, reuse):
     return batch.rows(slice(j * per, (j + 1) * per))
 
 
+def learn(model, part, ref_logp, grpo):
+    """Backpropagate the GRPO loss (3) of ``part`` into ``model``'s gradients, ``grpo.micro_batch`` sequences at a
+    time (0: all at once); returns the detached ``(logp, rho, rho_mask)`` of every sequence and whether the loss
+    was finite.
+
+    The loss is a mean over the N sequences, so a micro-batch of n_j sequences adds (n_j/N)·its own mean: the
+    accumulated gradient is the whole batch's, and only one micro-batch's activations exist at a time.
+    """
+    n, length = part.completion_mask.shape
+    step = grpo.micro_batch or n
+    adv = sequence_advantages(part.rewards)
+    logps, rhos, masks, finite = [], [], [], True
+    for rows in (slice(i, min(i + step, n)) for i in range(0, n, step)):
+        logp = token_logprobs(model, part.input_ids[rows], part.attention_mask[rows], length, grpo.temperature)
+        behaviour = logp.detach() if part.behaviour_logp is None else part.behaviour_logp[rows]
+        loss, rho, rho_mask = grpo_loss(logp, behaviour, part.completion_mask[rows], adv[rows], grpo.eps,
+                                        None if ref_logp is None else ref_logp[rows], grpo.kappa,
+                                        grpo.sequence_ratio)
+        finite = finite and bool(torch.isfinite(loss))
+        if finite:
+            (loss * (rows.stop - rows.start) / n).backward()
+        logps.append(logp.detach())
+        rhos.append(rho)
+        masks.append(rho_mask)
+    return torch.cat(logps), torch.cat(rhos), torch.cat(masks), finite
+
+
 def train(config, model_and_tokenizer=None):
     """Run GRPO for ``config.steps`` learner steps; return ``(series, theta_proj, constants, nan_step)``.
 
@@ -79,36 +106,30 @@ def train(config, model_and_tokenizer=None):
                 recorder.probe(t, *staleness_probe(model, behaviour, theta, beta, tokenizer, task, grpo, probe_rng,
                                                    probe_generator))
             part = consumed(batch, t, config.tau, grpo.reuse)
-            length = part.completion_mask.shape[1]
             model.train()
-            logp = token_logprobs(model, part.input_ids, part.attention_mask, length, grpo.temperature)
-            if part.behaviour_logp is None:  # first consumed at lag 0, by the weights that drew it
-                part.behaviour_logp = logp.detach()
-            values = {}
             # kl_ref every step when κ > 0 (the loss needs it), else at validation steps only: a forward saved
             measure_kl = grpo.kappa > 0 or t % grpo.val_every == 0
             if measure_kl and part is not ref_part:  # the reference is frozen: one forward per consumed batch
                 with torch.no_grad():
-                    ref_logp = token_logprobs(reference, part.input_ids, part.attention_mask, length,
-                                              grpo.temperature)
+                    ref_logp = token_logprobs(reference, part.input_ids, part.attention_mask,
+                                              part.completion_mask.shape[1], grpo.temperature)
                 ref_part = part
-            adv = sequence_advantages(part.rewards)
-            loss, rho, rho_mask = grpo_loss(logp, part.behaviour_logp, part.completion_mask, adv, grpo.eps,
-                                            ref_logp if grpo.kappa else None, grpo.kappa, grpo.sequence_ratio)
+            optimizer.zero_grad()
+            logp, rho, rho_mask, finite = learn(model, part, ref_logp if grpo.kappa else None, grpo)
+            if part.behaviour_logp is None:  # first consumed at lag 0, by the weights that drew it
+                part.behaviour_logp = logp
             mask = part.completion_mask.float()
-            if measure_kl:
-                values["kl_ref"] = float((k3_kl(logp.detach(), ref_logp) * mask).sum() / mask.sum())
-            values.update(reward=float(part.rewards.mean()), **ratio_stats(rho, rho_mask, adv, grpo.eps))
+            values = {"kl_ref": float((k3_kl(logp, ref_logp) * mask).sum() / mask.sum())} if measure_kl else {}
+            values.update(reward=float(part.rewards.mean()),
+                          **ratio_stats(rho, rho_mask, sequence_advantages(part.rewards), grpo.eps))
             eta_t = ess_scaled_eta(config.eta, values["ess"], grpo.ess_base)
             for group in optimizer.param_groups:
                 group["lr"] = eta_t
             values["eta_scale"] = eta_t / config.eta
             recorder.step(t, values)
-            if not torch.isfinite(loss):
+            if not finite:
                 recorder.collapse(t)
                 break
-            optimizer.zero_grad()
-            loss.backward()
             grad = -flat_grads(model)  # ĝ of (4) is the gradient of the surrogate, which the loss negates
             optimizer.step()
             if not recorder.update(t, theta, flat_params(model), theta0, beta, grad, config.eta):

@@ -53,6 +53,16 @@ def test_staleness_is_measured_from_version_tags_and_bounded(base, tau, reuse):
     assert np.all(series["stale_drift"][staleness > 0] > 0) and np.all(series["stale_drift"][staleness == 0] == 0)
 
 
+def test_micro_batches_accumulate_the_whole_batch_gradient(base):
+    grpo = dataclasses.replace(base.grpo, optimizer="sgd", kappa=0.1)  # SGD: the step is linear in the gradient
+    config = dataclasses.replace(base, tau=2, steps=3, eta=1e-2, grpo=grpo)
+    whole = train(config)[0]
+    chunked = train(dataclasses.replace(config, grpo=dataclasses.replace(grpo, micro_batch=3)))[0]  # 16 rows: 3+…+1
+    for name in ("reward", "drift", "stale_drift", "update_norm", "clip_frac", "ess", "kl_ref", "raw_grad_cos"):
+        np.testing.assert_allclose(chunked[name], whole[name], rtol=1e-5, atol=1e-7, err_msg=name)
+    assert np.all(whole["drift"][1:] > 0)
+
+
 def test_same_seed_gives_the_same_numbers(base):
     config = dataclasses.replace(base, tau=2, steps=4)
     first, second, other = train(config), train(config), train(dataclasses.replace(config, seed=1))
