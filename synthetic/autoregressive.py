@@ -92,7 +92,7 @@ class EndTokenPolicy:
         position = jnp.concatenate([theta[sizes[0]: sizes[0] + sizes[1]].reshape(max_len, vocab), self.offsets],
                                    axis=1)
         prompt = jnp.concatenate([theta[sizes[0] + sizes[1]:].reshape(self.features.shape[1], vocab),
-                                  jnp.zeros((self.features.shape[1], 1))], axis=1)
+                                  jnp.zeros((self.features.shape[1], 1), theta.dtype)], axis=1)
         return transition, position, prompt
 
     def context_logits(self, theta):

@@ -80,7 +80,7 @@ class SweepConfig:
     family: Family = Family()
     """Knobs of the ``graded`` substrate (ignored by the other tasks)."""
     learner_dtype: str = "float64"
-    """Precision of the learner loop (``float32`` halves its cost; probes stay float64)."""
+    """Precision of the learner loop (``float32``: 1.4× faster steps, measured; probes stay float64)."""
 
     def __post_init__(self):
         if self.task not in TASKS:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from synthetic.exact import surrogate_gradient
-from synthetic.simulate import RunConfig, in_precision, run, sample_batch, success, truncation
+from synthetic.simulate import (RunConfig, in_precision, initial_carry, learner_step, run, sample_batch, success,
+                                truncation)
 from synthetic.tasks import make_task
 from theory.metrics import PROJECTIONS, project
 
@@ -158,6 +159,28 @@ def test_float32_learner_keeps_the_probes_in_float64():
     scaled = run_jit(task, dataclasses.replace(config, ess_base=0.5), 1.0, 2, 0)  # the ESS twin of repro figures
     assert scaled["drift"].dtype == jnp.float32 and np.asarray(scaled["eta_scale"]).min() <= 1.0
 
+
+
+@pytest.mark.parametrize("name", ["graded", "contextual"])
+def test_float32_learner_step_computes_in_float32(name):
+    """No array of the float32 learner step is promoted to float64 (only scalar constants may be): a single
+    float64 leaf once made the whole learner run in float64 (0.94× instead of 1.4× faster)."""
+    learner = in_precision(make_task(name), "float32")
+    config = RunConfig(steps=10, exact_every=10, learner_dtype="float32", update_clip=0.1)
+    eta = jnp.asarray(2.0, jnp.float32)
+    carry = initial_carry(learner, config, eta, 0)
+    jaxpr = jax.make_jaxpr(lambda c: learner_step(learner, config, eta, 3, c, 1))(carry)
+
+    def arrays(jaxpr):
+        for equation in jaxpr.eqns:
+            yield from (v.aval for v in equation.outvars)
+            for param in equation.params.values():
+                inner = getattr(param, "jaxpr", None)
+                if inner is not None:
+                    yield from arrays(getattr(inner, "jaxpr", inner))
+
+    wide = [aval for aval in arrays(jaxpr.jaxpr) if getattr(aval, "dtype", None) == jnp.float64 and aval.shape]
+    assert not wide, f"float64 arrays in the float32 learner step: {wide[:5]}"
 
 @pytest.mark.parametrize("bad", [dict(optimizer="rmsprop"), dict(reuse="half"), dict(steps=0), dict(gradient="mc"),
                                  dict(steps=15, exact_every=10), dict(clip_norm=-1.0), dict(update_clip=0.0),
