@@ -372,7 +372,7 @@ def _llm_constants(model, task, seed, as_json):
         raise typer.BadParameter(f"--model needs --task arithmetic, not {task.value}", param_hint="--task")
     from llm.constants import ConstantsConfig, constants_table, estimate_constants
 
-    emit(estimate_constants(ConstantsConfig.preset(model or "tiny", seed)), as_json, constants_table)
+    emit(estimate_constants(ConstantsConfig.preset(model or "tiny", seed), progress=True), as_json, constants_table)
 
 # ---------------------------------------------------------------- analysis, advice, figures (issue 10)
 

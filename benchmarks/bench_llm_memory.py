@@ -6,7 +6,10 @@ once without. The probes keep m chunk sums per batch (``--chunks``, at most 2m g
 a [B, d] per-group gradient matrix, so the ratio stays bounded whatever the batch. Prints both peaks, their
 ratio (target ≤ 3×), seconds per learner step, and the arithmetic of the same design at 1 B parameters.
 
-Run: ``python benchmarks/bench_llm_memory.py [--model smollm2] [--steps 2] [--tau 2] [--prompts 8]``.
+Defaults: SmolLM2-135M, B = 8 prompts × n = 8, 2-shot prompts (~50 tokens; 8-shot ones make a probe cost over
+20 minutes on two cores), τ = 2 and 2 learner steps, so the probe run measures one probe at lag 1.
+
+Run: ``python benchmarks/bench_llm_memory.py [--model smollm2] [--steps 2] [--tau 2] [--prompts 8] [--shots 2]``.
 """
 
 import argparse
@@ -68,7 +71,7 @@ def main():
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=4)
-    parser.add_argument("--shots", type=int, default=8)
+    parser.add_argument("--shots", type=int, default=2)
     parser.add_argument("--chunks", type=int, default=4)
     parser.add_argument("--micro-batch", type=int, default=8, help="sequences per learner forward/backward")
     parser.add_argument("--threads", type=int, default=2)

@@ -39,18 +39,19 @@ class ConstantsConfig:
 
     @classmethod
     def preset(cls, model="tiny", seed=0, device="cpu"):
-        """The tiny Llama (seconds), or a pretrained model (smollm2: a few minutes on two CPU cores).
+        """The tiny Llama (seconds), or a pretrained model (smollm2: under 10 minutes on two CPU cores).
 
-        A pretrained model runs one sync cycle of τ = 3 at AdamW η = 1e-5 from its own weights (two stale
-        steps give the region), on one-digit addition after 8 worked examples, and is probed once, at lag 2,
-        with 32 fresh and 32 stale groups of 8. The learner backpropagates one group (8 sequences) at a time: the
-        whole batch of 8-shot prompts at once needs more than 24 GB.
+        A pretrained model runs one sync cycle of τ = 3 at AdamW η = 1e-5 from its own weights (its two stale
+        steps give the region and three updates U), on one-digit addition after 2 worked examples, and is probed
+        once, at lag 2, with 12 fresh and 12 stale groups of 8. The design is set by cost: on two cores one
+        forward and backward of a 2-shot sequence takes ~0.7 s, so the probe's per-group gradients dominate, and
+        8-shot prompts (3× longer) would not fit 10 minutes. The learner backpropagates one group at a time.
         """
         if model == "tiny":
             return cls(dataclasses.replace(cls().run, seed=seed, model=ModelConfig("tiny", device=device)))
-        grpo = GRPOConfig(prompts=8, group=8, max_new_tokens=4, val_every=100, bias_every=3, probe_prompts=32,
+        grpo = GRPOConfig(prompts=2, group=8, max_new_tokens=4, val_every=100, bias_every=3, probe_prompts=12,
                           micro_batch=8)
-        return cls(RunConfig(3, 1e-5, seed, 3, ModelConfig(model, device=device), TaskConfig(heldout=8, shots=8),
+        return cls(RunConfig(3, 1e-5, seed, 3, ModelConfig(model, device=device), TaskConfig(heldout=8, shots=2),
                              WarmstartConfig(steps=0), grpo))
 
 
@@ -59,13 +60,14 @@ def _entry(constants, name, samples, **extra):
             **extra}
 
 
-def estimate_constants(config):
-    """Measure the constants on ``config.run``; a JSON-ready dict of ``{value, uncertainty, samples}`` entries."""
+def estimate_constants(config, progress=False):
+    """Measure the constants on ``config.run``; a JSON-ready dict of ``{value, uncertainty, samples}`` entries.
+    ``progress``: a bar over the run's learner steps on stderr."""
     start = time.perf_counter()
     run = config.run
     tokenizer, model = load(run.model, run.seed)
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    series, _, constants, nan_step = train(run, (tokenizer, model))
+    series, _, constants, nan_step = train(run, (tokenizer, model), progress)
     probes = int(np.isfinite(series["bias_sq"]).sum())
     groups = probes * (run.grpo.probe_prompts or run.grpo.prompts)
     steps = int(np.isfinite(series["update_norm"]).sum())

@@ -8,6 +8,7 @@ import copy
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from llm.loss import grpo_loss, sequence_advantages
 from llm.model import load
@@ -62,8 +63,10 @@ def learn(model, part, ref_logp, grpo):
     return torch.cat(logps), torch.cat(rhos), torch.cat(masks), finite
 
 
-def train(config, model_and_tokenizer=None):
+def train(config, model_and_tokenizer=None, progress=False):
     """Run GRPO for ``config.steps`` learner steps; return ``(series, theta_proj, constants, nan_step)``.
+
+    ``progress``: a bar over learner steps on stderr, naming the phase (a probe can take minutes on a CPU).
 
     ``series`` maps every name of :data:`llm.probes.PER_STEP` to a [T] array, ``theta_proj`` is [T, k] and
     ``constants`` holds the run's ``const_*`` (:meth:`llm.probes.Recorder.constants`).
@@ -86,8 +89,10 @@ def train(config, model_and_tokenizer=None):
     model.eval()
     source = SOURCES[grpo.pipeline](model, tokenizer, lambda: task.train(rng, grpo.prompts), grpo, config.tau,
                                     generator)
+    bar = tqdm(total=config.steps, desc="learner steps", unit="step", disable=not progress)
     try:
         for t in range(config.steps):
+            bar.set_postfix_str("rollout")
             model.eval()
             try:
                 batch, beta = source.batch(t)
@@ -102,10 +107,12 @@ def train(config, model_and_tokenizer=None):
             recorder.step(t, values)
             recorder.position(t, theta, theta0)
             if t in schedule:
+                bar.set_postfix_str(f"staleness probe at lag {schedule[t]}")
                 torch.nn.utils.vector_to_parameters(beta, behaviour.parameters())
                 recorder.probe(t, *staleness_probe(model, behaviour, theta, beta, tokenizer, task, grpo, probe_rng,
                                                    probe_generator))
             part = consumed(batch, t, config.tau, grpo.reuse)
+            bar.set_postfix_str("learner")
             model.train()
             # kl_ref every step when κ > 0 (the loss needs it), else at validation steps only: a forward saved
             measure_kl = grpo.kappa > 0 or t % grpo.val_every == 0
@@ -136,6 +143,8 @@ def train(config, model_and_tokenizer=None):
                 recorder.collapse(min(t + 1, config.steps - 1))
                 break
             source.sync(t + 1)
+            bar.update()
     finally:
+        bar.close()
         source.close()
     return recorder.series, recorder.theta_proj, recorder.constants(seed), recorder.nan_step

@@ -220,7 +220,21 @@ SCAN = 2.0 ** (np.arange(-6, 7) / 2)
 """Distances of the r_clip scan in units of the probe's stale drift (1/8 … 8, factors of √2)."""
 
 SCAN_ROWS = 64
-"""Completions of the stale batch the r_clip scan scores (forward passes only, up to 13 of them)."""
+"""Completions of the stale batch the r_clip scan scores (forward passes only, at most 5 of them)."""
+
+
+def clip_fractions(shifted, beta, direction, batch, grpo):
+    """``s ↦`` the token ``clip_frac`` of π_{β+s·v}/π_β on ``batch`` (drawn from β), one forward pass per call;
+    ``shifted`` holds β + s·v afterwards."""
+    mask = batch.completion_mask.bool()
+
+    def fraction(s):
+        torch.nn.utils.vector_to_parameters(beta + s * direction, shifted.parameters())
+        with torch.no_grad():
+            logp = token_logprobs(shifted, batch.input_ids, batch.attention_mask, mask.shape[1], grpo.temperature)
+        return float(clip_fraction(torch.exp(logp - batch.behaviour_logp)[mask], grpo.eps))
+
+    return fraction
 
 
 def clip_scan(shifted, theta, beta, batch, grpo, threshold=CLIP_THRESHOLD):
@@ -228,25 +242,28 @@ def clip_scan(shifted, theta, beta, batch, grpo, threshold=CLIP_THRESHOLD):
     ``clip_frac`` of π_{β+s·v}/π_β on ``batch`` (drawn from β; its first :data:`SCAN_ROWS` completions) first
     reaches ``threshold``, v = (θ − β)/‖θ − β‖.
 
-    Log-interpolated between the two grid points of :data:`SCAN` that bracket the crossing; se is half the
-    bracket's width. ``(nan, nan)`` at a fresh pair or if the scan never crosses. ``shifted`` is overwritten.
+    The fraction grows with the distance from β along a line, so the first grid point of :data:`SCAN` at which
+    it reaches ``threshold`` is found by bisection (1 + ⌈log2(len(SCAN) + 1)⌉ = 5 forward passes, not up to
+    13). Log-interpolated between the two grid points that bracket the crossing; se is half the bracket's
+    width. ``(nan, nan)`` at a fresh pair or if the fraction stays below ``threshold`` up to the last grid point.
+    ``shifted`` is overwritten.
     """
     drift = float(torch.linalg.vector_norm(theta - beta))
     if drift == 0:
         return math.nan, math.nan
     batch = batch.rows(slice(0, max(1, SCAN_ROWS // batch.rewards.shape[1])))
-    direction, mask = (theta - beta) / drift, batch.completion_mask.bool()
-    previous = (0.0, 0.0)
-    for s in drift * SCAN:
-        torch.nn.utils.vector_to_parameters(beta + s * direction, shifted.parameters())
-        with torch.no_grad():
-            logp = token_logprobs(shifted, batch.input_ids, batch.attention_mask, mask.shape[1], grpo.temperature)
-        fraction = float(clip_fraction(torch.exp(logp - batch.behaviour_logp)[mask], grpo.eps))
-        if fraction >= threshold:
-            low, f_low = previous
-            if low == 0:
-                return float(s), float(s) / 2
-            at = math.exp(math.log(low) + math.log(s / low) * (threshold - f_low) / (fraction - f_low))
-            return at, (float(s) - low) / 2
-        previous = (float(s), fraction)
-    return math.nan, math.nan
+    fraction = clip_fractions(shifted, beta, (theta - beta) / drift, batch, grpo)
+    distances = drift * SCAN
+    low, high, f_low, f_high = -1, len(SCAN) - 1, 0.0, fraction(distances[-1])  # index −1: s = 0, no clipping
+    if f_high < threshold:
+        return math.nan, math.nan
+    while high - low > 1:
+        mid = (low + high) // 2
+        value = fraction(distances[mid])
+        low, high, f_low, f_high = (low, mid, f_low, value) if value >= threshold else (mid, high, value, f_high)
+    s = float(distances[high])
+    if low < 0:
+        return s, s / 2
+    s_low = float(distances[low])
+    at = math.exp(math.log(s_low) + math.log(s / s_low) * (threshold - f_low) / (f_high - f_low))
+    return at, (s - s_low) / 2

@@ -55,6 +55,7 @@ def test_cli_dispatches_on_model(repro, tmp_path, monkeypatch):
     code, out, err = repro("constants", "--model", "tiny", "--task", "arithmetic", "--json")
     assert code == 0, err
     assert set(json.loads(out)) >= {*NAMES, "C_b", "run", "seconds"}
+    assert "learner steps" in err  # the run shows its progress
     empty = tmp_path / "empty-model"
     empty.mkdir()
     for args, named in ((["--model", "no-such-model", "--task", "arithmetic"], "no-such-model"),
@@ -62,3 +63,12 @@ def test_cli_dispatches_on_model(repro, tmp_path, monkeypatch):
                         (["--model", "tiny", "--task", "bandit"], "--task")):
         code, _, err = repro("constants", *args)
         assert code == 2 and err.startswith("Error:") and len(err.strip().splitlines()) == 1 and named in err
+
+
+@pytest.mark.slow
+def test_smollm2_preset_measures_every_constant_to_better_than_half():
+    """``repro constants --model smollm2``'s preset (about 10 minutes on two CPU cores): every constant finite,
+    its uncertainty below half its value."""
+    report = estimate_constants(ConstantsConfig.preset("smollm2"))
+    for name in NAMES:
+        assert 0 < report[name]["value"] < math.inf and report[name]["uncertainty"] < report[name]["value"] / 2, name

@@ -1,5 +1,6 @@
 """The reuse and async pipelines on the tiny Llama: exact on-policy ratios, measured lags, seeds, collapse."""
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 from llm.config import GRPOConfig, ModelConfig, RunConfig, WarmstartConfig
 from llm.model import load
 from llm.pipeline import train
+from llm.probes import CLIP_THRESHOLD, SCAN, SCAN_ROWS, clip_fractions, clip_scan
 from llm.rollout import rollout, token_logprobs
 from llm.sweep import preset
 from llm.tasks import Arithmetic
@@ -137,3 +139,27 @@ def test_async_runs_are_reproducible_whatever_the_thread_timing(base):
     first, second = train(config)[0], train(config)[0]
     for name in ("reward", "drift", "stale_drift", "clip_frac", "staleness"):
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
+@pytest.mark.parametrize("scale", [0.3, 1.0, 3.0])
+def test_clip_scan_bisection_finds_the_first_crossing_of_the_grid(scale):
+    """The bisected r_clip is the one a scan of every grid point gives (the fraction grows along the line)."""
+    tokenizer, model = load(RunConfig().model)
+    model.eval()
+    batch = rollout(model, tokenizer, Arithmetic().train(np.random.default_rng(1), 8), 8, 4, 1.0,
+                    torch.Generator().manual_seed(1), version=0)
+    beta = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
+    direction = torch.randn(beta.shape, generator=torch.Generator().manual_seed(2))
+    theta = beta + scale * direction / torch.linalg.vector_norm(direction)
+    grpo, shifted = GRPOConfig(), copy.deepcopy(model)
+    rows = batch.rows(slice(0, SCAN_ROWS // 8))
+    fraction = clip_fractions(shifted, beta, (theta - beta) / scale, rows, grpo)
+    grid = [fraction(s) for s in scale * SCAN]
+    assert all(b >= a - 0.02 for a, b in zip(grid, grid[1:])), "the clip fraction should grow along the line"
+    found, se = clip_scan(shifted, theta, beta, batch, grpo)
+    first = next((i for i, f in enumerate(grid) if f >= CLIP_THRESHOLD), None)
+    if first is None:
+        assert np.isnan(found) and np.isnan(se)
+        return
+    s, s_low = scale * SCAN[first], scale * SCAN[first - 1] if first else 0.0
+    assert s_low <= found <= s and se == pytest.approx((s - s_low) / 2 if first else s / 2)
