@@ -77,6 +77,16 @@ def _sample_coefficients(task, theta, beta):
     return dpsi * rho_b
 
 
+def _unit_coefficients(task, theta, beta):
+    """``[2, P, Y]``: the coefficient ``ψ'(ρ, A) ρ`` at A = −1 (row 0) and A = +1 (row 1); at any A it is
+    ``|A|`` times the row of A's sign, since every clip of (3) is positively homogeneous in A."""
+    rho = jnp.exp(task.logp(theta) - jax.lax.stop_gradient(task.logp(beta)))  # [P, Y]
+    sign = jnp.array([-1.0, 1.0])[:, None, None]
+    rho_b = jnp.broadcast_to(rho[None], (2, *rho.shape))
+    dpsi = jax.grad(lambda r: jnp.sum(clipped_term(r, sign, task.eps, task.dual_clip)))(rho_b)
+    return dpsi * rho_b
+
+
 def score_norms(task, theta):
     """``‖∇_θ log π_θ(y|x)‖ [P, Y]``: the policy's closed form where it has one, else from the Jacobian."""
     closed_form = getattr(task.policy, "score_norm", None)
@@ -115,10 +125,14 @@ def instance_gradient_bound(task, theta, beta, max_instances=MAX_EXACT_INSTANCES
         feasible = jnp.all((counts[None] == 0) | ext_possible[:, None, :], axis=-1)  # [P, C]
         return jnp.max(jnp.where(feasible & live[:, None], norm, 0.0))
     norms = score_norms(task, theta) if norms is None else norms
-    sample_norm = jnp.where(possible[..., None], jnp.abs(coef) * norms[None, ..., None], 0.0)  # [2, P, Y, n]
+    # ψ(ρ, A) = |A|·ψ(ρ, sign A) for every clip of (3), so max_y |coef|·‖∇ log π‖ = |A(r, s)| times one max per
+    # (reward, prompt): P·Y work per sign instead of P·Y·n
+    unit = _unit_coefficients(task, theta, beta)  # [2, P, Y]
+    best = jnp.max(jnp.where(possible, jnp.abs(unit) * norms[None], 0.0), axis=2)  # [2, P]
+    sample_max = jnp.abs(jnp.asarray(advantage_table(n)))[:, None, :] * best[..., None]  # [2, P, n]
     s = jnp.arange(n + 1)[None]  # [1, n+1]: the success count S
-    right = jnp.concatenate([jnp.zeros((n_prompts, 1)), jnp.max(sample_norm[1], axis=1)], axis=1)  # s = S − 1
-    wrong = jnp.concatenate([jnp.max(sample_norm[0], axis=1), jnp.zeros((n_prompts, 1))], axis=1)  # s = S
+    right = jnp.concatenate([jnp.zeros((n_prompts, 1)), sample_max[1]], axis=1)  # s = S − 1
+    wrong = jnp.concatenate([sample_max[0], jnp.zeros((n_prompts, 1))], axis=1)  # s = S
     feasible = (((s == 0) | jnp.any(possible[1], axis=1)[:, None]) & ((s == n) | jnp.any(possible[0], axis=1)[:, None]))
     per_count = (s * right + (n - s) * wrong) / n + jnp.sqrt(jnp.sum(kl_grad * kl_grad, axis=-1))[:, None]
     return jnp.max(jnp.where(feasible & live[:, None], per_count, 0.0))

@@ -5,11 +5,13 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synthetic.bandit import LogLinearPolicy, TabularPolicy
-from synthetic.constants import exact_group_tv, instance_gradient_bound, single_sample_tv
+from synthetic.constants import (_kl_gradients, _sample_coefficients, exact_group_tv, instance_gradient_bound,
+                                 score_norms, single_sample_tv)
 from synthetic.exact import (DiscreteTask, enumerated_gradient, enumerated_surrogate, gradient_mappings, group_tv,
                              population_surrogate, staleness_bias, surrogate_gradient)
 from synthetic.simulate import Batch, SimTask, batch_objective, sample_batch
@@ -142,3 +144,30 @@ def test_instance_gradient_bound_is_the_max_over_groups(instance):
     assert abs(exact - _brute_force_G(task, theta, beta)) < 1e-9
     upper = float(G_of(task, theta, beta, max_instances=0))
     assert upper >= exact - 1e-12
+
+
+def _bound_from_the_full_table(task, theta, beta):
+    """The G upper bound straight from every coefficient ψ'(ρ, A(r, s))ρ over [2, P, Y, n] (no homogeneity)."""
+    coef = np.asarray(_sample_coefficients(task, theta, beta))
+    norms = np.asarray(score_norms(task, theta))
+    kl_norm = np.linalg.norm(np.asarray(_kl_gradients(task, theta)), axis=-1)  # [P]
+    reward, n = np.asarray(task.reward), task.n
+    possible = np.stack([reward < 1, reward > 0])
+    sample = np.where(possible[..., None], np.abs(coef) * norms[None, ..., None], 0.0).max(axis=2)  # [2, P, n]
+    best = 0.0
+    for p in np.flatnonzero(np.asarray(task.prompt_weights) > 0):
+        for S in range(n + 1):
+            if (S and not possible[1, p].any()) or (S < n and not possible[0, p].any()):
+                continue
+            right = sample[1, p, S - 1] if S else 0.0
+            wrong = sample[0, p, S] if S < n else 0.0
+            best = max(best, (S * right + (n - S) * wrong) / n + kl_norm[p])
+    return best
+
+
+@given(instances(max_answers=4, max_n=4))
+@settings(max_examples=8, derandomize=True, deadline=None)
+def test_gradient_bound_uses_the_homogeneity_of_the_clip_exactly(instance):
+    task, theta, beta = instance
+    bound = float(G_of(task, theta, beta, max_instances=0))
+    assert bound == pytest.approx(_bound_from_the_full_table(task, theta, beta), rel=1e-12, abs=1e-14)
