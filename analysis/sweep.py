@@ -37,12 +37,13 @@ ROWS = (
     EXPONENTS["H"]._replace(key="H_collapsing"),
     Prediction("H_stable", "stable runs drift diffusively: H = 0.5 (§4.4)", 0.5, 0.15),
     Prediction("theorem1_slope", "‖b_t‖ ∝ (τ_t η)^s over stable cells, s = 1 (Theorem 1)", 1.0, 0.25),
-    Prediction("alignment_raw", "surrogate gradients align before collapse: cos(ĝ_t, ĝ_t−1) above stable runs' "
-                                "(difference ≥ 0) (§4.4)", 0.0, 0.05, True),
-    Prediction("alignment_applied", "applied updates align before collapse: cos(u_t, u_t−1) above stable runs' "
-                                    "(difference ≥ 0) (§4.4)", 0.0, 0.05, True),
+    Prediction("alignment_raw", "surrogate gradients align before collapse: stable runs' cos(ĝ_t, ĝ_t−1) minus "
+                                "the pre-collapse one ≤ 0 (§4.4)", 0.0, 0.05, True),
+    Prediction("alignment_applied", "applied updates align before collapse: stable runs' cos(u_t, u_t−1) minus "
+                                    "the pre-collapse one ≤ 0 (§4.4)", 0.0, 0.05, True),
 )
-"""Every judged row. ``alignment_*`` rows are stored negated (bound ≤ 0) so that "≥ 0" is a bound."""
+"""Every judged row. ``alignment_*`` rows measure stable minus pre-collapse, so "aligned before collapse" is a
+bound ≤ 0 and the printed number is the quantity the statement names."""
 BY_KEY = {row.key: row for row in ROWS}
 INTERVALS = {"a": "profile likelihood", "b": "profile likelihood", "c": "profile likelihood",
              "c_loc": "profile likelihood ⊕ bootstrap (log₂ ratio)",
