@@ -67,16 +67,6 @@ def _kl_gradients(task, theta):
     return task.kappa * jax.jacrev(lambda params: per_prompt_kl(task.logp(params), logp_ref))(theta)
 
 
-def _sample_coefficients(task, theta, beta):
-    """``coef [2, P, Y, n] = ψ'(ρ, A(r, s)) ρ`` for a sample of answer y with reward r when s of the other n−1
-    succeed: its gradient is ``coef · ∇_θ log π_θ(y|x)``."""
-    rho = jnp.exp(task.logp(theta) - jax.lax.stop_gradient(task.logp(beta)))  # [P, Y]
-    adv = advantage_table(task.n)[:, None, None, :]  # [2, 1, 1, n]
-    rho_b = jnp.broadcast_to(rho[None, ..., None], (2, *rho.shape, task.n))
-    dpsi = jax.grad(lambda r: jnp.sum(clipped_term(r, adv, task.eps, task.dual_clip)))(rho_b)
-    return dpsi * rho_b
-
-
 def _unit_coefficients(task, theta, beta):
     """``[2, P, Y]``: the coefficient ``ψ'(ρ, A) ρ`` at A = −1 (row 0) and A = +1 (row 1); at any A it is
     ``|A|`` times the row of A's sign, since every clip of (3) is positively homogeneous in A."""
@@ -85,6 +75,14 @@ def _unit_coefficients(task, theta, beta):
     rho_b = jnp.broadcast_to(rho[None], (2, *rho.shape))
     dpsi = jax.grad(lambda r: jnp.sum(clipped_term(r, sign, task.eps, task.dual_clip)))(rho_b)
     return dpsi * rho_b
+
+
+def _sample_coefficients(task, theta, beta):
+    """``coef [2, P, Y, n] = ψ'(ρ, A(r, s)) ρ`` for a sample of answer y with reward r when s of the other n−1
+    succeed: its gradient is ``coef · ∇_θ log π_θ(y|x)``. A(0, s) ≤ 0 ≤ A(1, s) (1), so row r of
+    :func:`_unit_coefficients` scaled by |A(r, s)|."""
+    adv = jnp.abs(jnp.asarray(advantage_table(task.n)))  # [2, n]
+    return adv[:, None, None, :] * _unit_coefficients(task, theta, beta)[..., None]
 
 
 def score_norms(task, theta):
@@ -106,12 +104,12 @@ def instance_gradient_bound(task, theta, beta, max_instances=MAX_EXACT_INSTANCES
     (triangle inequality), where ``‖∇ψ‖ = |coef|·‖∇ log π‖`` needs only the score norms (``norms``, else
     :func:`score_norms`).
     """
-    coef = _sample_coefficients(task, theta, beta)  # [2, P, Y, n]
     n, (n_prompts, n_answers) = task.n, task.reward.shape
     kl_grad = _kl_gradients(task, theta)  # [P, d]
     live = task.prompt_weights > 0
     possible = jnp.stack([task.reward < 1, task.reward > 0])  # [2, P, Y]: reward r can follow answer y
     if exact_is_cheap(n, n_prompts, 2 * n_answers, max_instances):
+        coef = _sample_coefficients(task, theta, beta)  # [2, P, Y, n]
         score = jax.jacfwd(task.logp)(theta)  # [P, Y, d]; forward mode: d ≪ P·Y outputs
         counts = jnp.asarray(answer_multisets(n, 2 * n_answers)[0])  # [C, 2Y]: (answer y, reward r) at r·Y + y
         ext_reward = jnp.repeat(jnp.arange(2.0), n_answers)  # [2Y]

@@ -10,12 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synthetic.bandit import LogLinearPolicy, TabularPolicy
-from synthetic.constants import (_kl_gradients, _sample_coefficients, exact_group_tv, instance_gradient_bound,
-                                 score_norms, single_sample_tv)
-from synthetic.exact import (DiscreteTask, enumerated_gradient, enumerated_surrogate, gradient_mappings, group_tv,
-                             population_surrogate, staleness_bias, surrogate_gradient)
+from synthetic.constants import _kl_gradients, exact_group_tv, instance_gradient_bound, score_norms, single_sample_tv
+from synthetic.exact import (DiscreteTask, advantage_table, enumerated_gradient, enumerated_surrogate,
+                             gradient_mappings, group_tv, population_surrogate, staleness_bias, surrogate_gradient)
 from synthetic.simulate import Batch, SimTask, batch_objective, sample_batch
-from theory.grpo import advantages, ratio, surrogate
+from theory.grpo import advantages, clipped_term, ratio, surrogate
 
 
 @st.composite
@@ -148,7 +147,11 @@ def test_instance_gradient_bound_is_the_max_over_groups(instance):
 
 def _bound_from_the_full_table(task, theta, beta):
     """The G upper bound straight from every coefficient ψ'(ρ, A(r, s))ρ over [2, P, Y, n] (no homogeneity)."""
-    coef = np.asarray(_sample_coefficients(task, theta, beta))
+    rho = jnp.exp(task.logp(theta) - task.logp(beta))  # [P, Y]
+    adv = jnp.asarray(advantage_table(task.n))[:, None, None, :]  # [2, 1, 1, n]
+    rho_b = jnp.broadcast_to(rho[None, ..., None], (2, *rho.shape, task.n))
+    dpsi = jax.grad(lambda r: jnp.sum(clipped_term(r, adv, task.eps, task.dual_clip)))(rho_b)
+    coef = np.asarray(dpsi * rho_b)  # ψ'(ρ, A(r, s))ρ at every advantage value, not through homogeneity
     norms = np.asarray(score_norms(task, theta))
     kl_norm = np.linalg.norm(np.asarray(_kl_gradients(task, theta)), axis=-1)  # [P]
     reward, n = np.asarray(task.reward), task.n
