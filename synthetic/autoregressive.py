@@ -73,10 +73,6 @@ class EndTokenPolicy:
     """``[Y, L]`` previous token of each position (BOS first)."""
     emitted: jax.Array
     """``[Y, L]`` whether position j is emitted."""
-    token_onehot: jax.Array
-    """``[Y, L, V+1]`` one-hot emitted tokens, 0 after the end."""
-    same_prev: jax.Array
-    """``[Y, L, L]`` 1 where two positions share their previous token (they share a row of T)."""
     first_id: jax.Array
     """``[L+1]`` id of the first answer with m content tokens."""
     truncated: jax.Array
@@ -121,20 +117,41 @@ class EndTokenPolicy:
         return jnp.sum(running, axis=1)
 
     def score_norm(self, theta):
-        """``‖∇_θ log π_θ(y|x)‖ [P, Y]`` in closed form, without the ``[P, Y, d]`` Jacobian."""
-        # ∇ log π(y|x) = Σ_j ∂logits_j^T δ_j with δ_j = e_{y_j} − π(·|x, j, y_{j−1}): δ_j lands on T's row y_{j−1}
-        # (rows shared by equal previous tokens), on Q's row j and, through f(x), on W (content columns only)
-        probs = jax.nn.softmax(self.context_logits(theta), axis=-1)
-        delta = (self.token_onehot[None]
-                 - probs[:, jnp.arange(self.max_len)[None, :], self.prev] * self.emitted[None, ..., None])
-        # Σ_{j,k: same previous token} δ_j·δ_k, as one fused product: L = 4 is far too small for a batched dot
-        shared = jnp.sum(self.same_prev[None, ..., None] * delta[:, :, :, None, :] * delta[:, :, None, :, :],
-                         axis=(2, 3, 4))
-        content = delta[..., : self.vocab]
-        squared = (shared + jnp.sum(content * content, axis=(-2, -1))
-                   + jnp.sum(self.features * self.features, axis=-1)[:, None]
-                   * jnp.sum(jnp.sum(content, axis=2) ** 2, axis=-1))
-        return jnp.sqrt(squared)
+        """``‖∇_θ log π_θ(y|x)‖ [P, Y]`` in closed form, down the tree of answer prefixes: no ``[P, Y, d]``
+        Jacobian, and no per-answer gather of context rows."""
+        # ∇ log π(y|x) = Σ_j ∂logits_j^T δ_j with δ_j = e_{y_j} − π(·|x, j, y_{j−1}): δ_j lands on T's row y_{j−1},
+        # on Q's row j and, through f(x), on W (Q and W: content columns only). A prefix's δ_j depend on its last
+        # token only, so level j holds every prefix of j content tokens (base-V digits, the answers' order) with
+        # what its answers share: the T rows of the content tokens (rows), Σ_j δ_j's content (content) and the
+        # squared norm of the rest (the BOS row and the Q rows)
+        vocab, n_tokens = self.vocab, self.vocab + 1
+        probs = jax.nn.softmax(self.context_logits(theta), axis=-1)  # [P, L, V+2, V+1]
+        n_prompts, dtype = probs.shape[0], probs.dtype
+        feature_sq = jnp.sum(self.features * self.features, axis=-1)[:, None]
+        eye = jnp.eye(n_tokens, dtype=dtype)
+        content = jnp.zeros((n_prompts, 1, vocab), dtype)
+        squared = []
+        for j in range(self.max_len):
+            if j == 0:  # the BOS row serves position 0 alone: its share of the norm is final at once
+                delta = eye[None, None] - probs[:, 0, vocab + 1][:, None, None, :]  # [P, prefix, next token, V+1]
+                rest = jnp.sum(delta * delta, axis=-1)
+                rows = jnp.zeros((n_prompts, 1, n_tokens, vocab, n_tokens), dtype)
+            else:
+                n_prefix = vocab**j
+                row = jnp.broadcast_to(probs[:, j, None, :vocab], (n_prompts, n_prefix // vocab, vocab, n_tokens))
+                delta = eye[None, None] - row.reshape(n_prompts, n_prefix, 1, n_tokens)
+                last = jnp.asarray(np.arange(n_prefix)[:, None] % vocab == np.arange(vocab), dtype)  # [prefix, V]
+                rows = rows[:, :, None] + last[None, :, None, :, None] * delta[:, :, :, None, :]
+                rest = rest[..., None]
+            content = content[:, :, None] + delta[..., :vocab]
+            rest = rest + jnp.sum(delta[..., :vocab] ** 2, axis=-1)
+            total = (jnp.sum(rows * rows, axis=(-2, -1)) + rest
+                     + feature_sq[..., None] * jnp.sum(content * content, axis=-1))
+            squared.append(total[..., vocab])  # the prefixes that end here
+            rows, content, rest = (x[:, :, :vocab].reshape(n_prompts, vocab ** (j + 1), *x.shape[3:])
+                                   for x in (rows, content, rest))
+        squared.append(jnp.sum(rows * rows, axis=(-2, -1)) + rest + feature_sq * jnp.sum(content * content, axis=-1))
+        return jnp.sqrt(jnp.concatenate(squared, axis=1))
 
     def sequence_logp(self, theta, prompt_ids, answer_ids):
         """``log π_θ`` of (prompt, answer) id arrays of equal rank, broadcast against each other: only those
@@ -191,8 +208,6 @@ def make_policy(answers, prompt_features, vocab, end_offsets):
         tokens=jnp.asarray(tokens),
         prev=jnp.asarray(prev),
         emitted=jnp.asarray(emitted),
-        token_onehot=jnp.asarray(np.eye(n_tokens)[tokens] * emitted[..., None]),
-        same_prev=jnp.asarray(prev[:, :, None] == prev[:, None, :], dtype=float),
         first_id=jnp.asarray(np.cumsum([0] + [vocab**m for m in range(max_len)])),
         truncated=jnp.asarray(answers.truncated),
         vocab=vocab,

@@ -98,7 +98,7 @@ def test_token_by_token_sampling_draws_from_the_exact_table():
         assert np.all(np.abs(frequency - p) <= 5 * np.sqrt(p * (1 - p) / n) + 1e-12)
 
 
-@pytest.mark.parametrize("vocab, max_len", [(2, 3), (3, 4)])
+@pytest.mark.parametrize("vocab, max_len", [(2, 3), (3, 4), (4, 2), (2, 1)])
 def test_closed_form_score_norms_equal_the_jacobians(vocab, max_len):
     answers = autoregressive.enumerate_answers(vocab, max_len)
     features = np.random.default_rng(vocab).normal(size=(5, 3))
