@@ -162,36 +162,40 @@ class EndTokenPolicy:
     def sequence_logp(self, theta, prompt_ids, answer_ids):
         """``log π_θ`` of (prompt, answer) id arrays of equal rank, broadcast against each other: only those
         answers, so the learner's per-step cost scales with the batch, not with ``P·Y``."""
+        shape = jnp.broadcast_shapes(prompt_ids.shape, answer_ids.shape)
+        answers = jnp.broadcast_to(answer_ids, shape).reshape(-1)
         transition, position, weights = self.blocks(theta)
-        prompt = self.features[prompt_ids] @ weights  # [..., V+1]
-        position = position.reshape((1,) * answer_ids.ndim + position.shape)
-        logits = transition[self.prev[answer_ids]] + position + prompt[..., None, :]  # [..., L, V+1]
-        token_logp = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), self.tokens[answer_ids][..., None],
-                                         axis=-1)
-        return jnp.sum(jnp.where(self.emitted[answer_ids], token_logp[..., 0], 0.0), axis=-1)
+        prompt = self.features[jnp.broadcast_to(prompt_ids, shape).reshape(-1)] @ weights  # [N, V+1]
+        # one row per (answer, position), [N·L, V+1]: XLA's CPU loops are several times slower on rank ≥ 4 arrays
+        logits = (transition[self.prev[answers].reshape(-1)] + jnp.tile(position, (answers.shape[0], 1))
+                  + jnp.repeat(prompt, self.max_len, axis=0))
+        token_logp = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), self.tokens[answers].reshape(-1, 1),
+                                         axis=-1).reshape(-1, self.max_len)
+        return jnp.sum(jnp.where(self.emitted[answers], token_logp, 0.0), axis=-1).reshape(shape)
 
     def sample(self, theta, prompt_ids, key, n):
         """``n`` answers per prompt in ``prompt_ids [B]``, token by token as a language model samples: their ids
         and log-probs ``[B, n]`` (the log-probs of the drawn tokens, so no second pass over the answers)."""
         vocab, bos = self.vocab, self.vocab + 1
         transition, position, weights = self.blocks(theta)
-        prompt = (self.features[prompt_ids] @ weights)[:, None, :]  # [B, 1, V+1]
         shape = (prompt_ids.shape[0], n)
-        prev_token, ended = jnp.full(shape, bos), jnp.zeros(shape, bool)
-        digits, count, logp = jnp.zeros(shape, int), jnp.zeros(shape, int), jnp.zeros(shape, theta.dtype)
+        prompt = jnp.repeat(self.features[prompt_ids] @ weights, n, axis=0)  # [B·n, V+1]: flat, as in sequence_logp
+        prev_token, ended = jnp.full(prompt.shape[0], bos), jnp.zeros(prompt.shape[0], bool)
+        digits, count = jnp.zeros(prompt.shape[0], int), jnp.zeros(prompt.shape[0], int)
+        logp = jnp.zeros(prompt.shape[0], theta.dtype)
         # inverse CDF per token: one uniform per (answer, position), the cheapest draw on CPU
-        uniforms = jax.random.uniform(key, (self.max_len, *shape, 1), dtype=theta.dtype)
+        uniforms = jax.random.uniform(key, (self.max_len, *shape, 1), dtype=theta.dtype).reshape(self.max_len, -1, 1)
         for j in range(self.max_len):
-            token_logp = jax.nn.log_softmax(transition[prev_token] + position[j][None, None] + prompt, axis=-1)
+            token_logp = jax.nn.log_softmax(transition[prev_token] + position[j][None] + prompt, axis=-1)
             token = jnp.minimum(jnp.sum(jnp.cumsum(jnp.exp(token_logp), -1) < uniforms[j], axis=-1), vocab)
-            logp = logp + jnp.where(ended, 0.0, jnp.take_along_axis(token_logp, token[..., None], -1)[..., 0])
+            logp = logp + jnp.where(ended, 0.0, jnp.take_along_axis(token_logp, token[:, None], -1)[:, 0])
             content = ~ended & (token < vocab)
             digits = jnp.where(content, digits * vocab + token, digits)
             count = count + content
             ended = ended | (token == vocab)
             prev_token = token
         # answers are enumerated by content length m, then as base-V numbers: id = Σ_{k<m} V^k + digits
-        return self.first_id[count] + digits, logp
+        return (self.first_id[count] + digits).reshape(shape), logp.reshape(shape)
 
 
 def make_policy(answers, prompt_features, vocab, end_offsets):
