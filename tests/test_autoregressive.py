@@ -117,3 +117,40 @@ def test_lemma1_terms_are_the_same_with_the_closed_form_score_norms():
     np.testing.assert_allclose(score_norms(problem, theta), jnp.linalg.norm(jacobian, axis=-1), rtol=1e-10)
     terms = lemma1_bound_at(problem, theta, beta)
     assert float(terms.bias_norm) <= float(terms.bound) and float(terms.bias_norm) <= float(terms.bound_alt)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("scale", [1.0, 40.0])
+def test_flat_row_paths_equal_a_per_answer_reference(dtype, scale):
+    """The table, the sampled-answer log-probs (both id layouts) and the truncation, which run on flat
+    ``[rows, V+1]`` views, against a numpy loop over each answer's positions; scale 40 gives next-token log-probs
+    down to about −400, beyond float32's exp."""
+    vocab, max_len = 3, 4
+    answers = autoregressive.enumerate_answers(vocab, max_len)
+    policy = autoregressive.make_policy(answers, np.random.default_rng(7).normal(size=(5, 4)), vocab,
+                                        end_offsets=[-1.0, 0.0, 0.5, 2.0])
+    theta = scale * np.random.default_rng(8).normal(size=autoregressive.n_params(vocab, max_len, 4))
+    transition, position, weights = (np.asarray(block) for block in policy.blocks(jnp.asarray(theta)))
+    prompt = np.asarray(policy.features) @ weights
+    prev = np.concatenate([np.full((len(answers.tokens), 1), vocab + 1), answers.tokens[:, :-1]], axis=1)
+    reference = np.zeros((5, len(answers.tokens)))
+    for x in range(5):
+        for y, (tokens, length) in enumerate(zip(answers.tokens, answers.length)):
+            for j in range(length):
+                logits = transition[prev[y, j]] + position[j] + prompt[x]
+                top = logits.max()
+                reference[x, y] += logits[tokens[j]] - top - np.log(np.sum(np.exp(logits - top)))
+    low = jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, policy)
+    theta = jnp.asarray(theta, dtype=dtype)
+    tolerance = dict(rtol=1e-10, atol=1e-10) if dtype == "float64" else dict(rtol=2e-6, atol=2e-5 * scale)
+    table = low.logp(theta)
+    assert table.dtype == dtype
+    np.testing.assert_allclose(table, reference, **tolerance)
+    prompts, picks = np.array([0, 4, 2, 3]), np.array([[0, 120, 7], [1, 2, 3], [100, 50, 0], [40, 39, 13]])
+    np.testing.assert_allclose(low.sequence_logp(theta, jnp.asarray(prompts)[:, None], jnp.asarray(picks)),
+                               reference[prompts[:, None], picks], **tolerance)
+    np.testing.assert_allclose(low.sequence_logp(theta, jnp.asarray(prompts), jnp.asarray(picks[:, 0])),
+                               reference[prompts, picks[:, 0]], **tolerance)
+    truncated = np.exp(reference) @ answers.truncated.astype(float)
+    np.testing.assert_allclose(low.truncation(theta), truncated, rtol=1e-10 if dtype == "float64" else 1e-5,
+                               atol=1e-300 if dtype == "float64" else 1e-30)
