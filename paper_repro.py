@@ -298,7 +298,7 @@ def sweep_synthetic_command(
 
 # ---------------------------------------------------------------- llm (issue 12)
 
-LlmTask = enum.Enum("LlmTask", {"arithmetic": "arithmetic", "gsm8k": "gsm8k"})
+LlmTask = enum.Enum("LlmTask", {"arithmetic": "arithmetic", "reverse": "reverse", "gsm8k": "gsm8k"})
 LlmOptimizer = enum.Enum("LlmOptimizer", {"adamw": "adamw", "sgd": "sgd"})
 LlmReuse = enum.Enum("LlmReuse", {"whole": "whole", "slices": "slices"})
 LlmPipeline = enum.Enum("LlmPipeline", {"reuse": "reuse", "async": "async"})
@@ -315,11 +315,16 @@ def sweep_llm_command(
     out: Annotated[Path, typer.Option(help="Results store (netCDF) to write; STORE.parts/ keeps finished runs.")],
     model: Annotated[str, typer.Option(help="tiny, smollm2, a local model directory or a .gguf file.")] = "tiny",
     size: Annotated[LlmSize, typer.Option(help="Width of the tiny Llama.")] = LlmSize.small,
-    task: Annotated[LlmTask, typer.Option(help="Verifiable-reward task.")] = LlmTask.arithmetic,
+    task: _given(LlmTask, "Verifiable-reward task") = None,
     data: Annotated[Path | None, typer.Option(help="GSM8K-format JSONL file (with --task gsm8k).")] = None,
-    digits: _given(int, "Arithmetic difficulty: digits per operand") = None,
+    digits: _given(int, "Digits per arithmetic operand or of the string to reverse") = None,
     shots: _given(int, "Worked examples before each prompt (a pretrained model's format)") = None,
     quick: Annotated[bool, typer.Option("--quick/--full", help="Preset grid used for options not given.")] = True,
+    lift: Annotated[bool, typer.Option("--lift", help="Start from the substrate that learns on every seed measured "
+                                       "(reverse 3 digits, τ = 1, η = 1e-3, 32 prompts, 200 steps) instead of "
+                                       "the collapse sweep's preset.")] = False,
+    warm_target: _given(float, "Supervised start stops once greedy training accuracy reaches this (0: fixed steps)")
+    = None,
     tau: _given(str, "Comma list of τ ≥ 1") = None,
     eta: _given(str, "Comma list of learning rates η > 0") = None,
     seeds: _given(int, "Number of seeds 0..N−1") = None,
@@ -355,13 +360,14 @@ def sweep_llm_command(
     check_executor(executor, workers, address)
     value = lambda choice: choice and choice.value  # noqa: E731
     config = configure(quick, size.value, model, device, allow_pickle,
-                       task={"kind": task.value, "path": str(data or ""), "digits": digits, "shots": shots},
+                       task={"kind": value(task), "path": data and str(data), "digits": digits, "shots": shots},
                        grid={"taus": tau and tuple(ints("--tau", tau, minimum=1)), "seeds": seeds, "steps": steps,
                              "etas": eta and tuple(floats("--eta", eta, positive=True))},
                        grpo={"prompts": prompts, "group": group, "max_new_tokens": max_new_tokens, "eps": eps,
                              "temperature": temperature, "kappa": kappa, "optimizer": value(optimizer),
                              "reuse": value(reuse), "pipeline": value(pipeline), "bias_every": bias_every,
-                             "bias_lags": bias_lags, "micro_batch": micro_batch})
+                             "bias_lags": bias_lags, "micro_batch": micro_batch},
+                       lift=lift, warm_target=warm_target)
     ds = run_sweep(config, out, progress=progress, executor=executor, workers=workers, address=address)
     typer.echo(f"wrote {out}: {dict(ds.sizes)}, {int((ds.nan_step >= 0).sum())} run(s) went NaN")
 

@@ -69,10 +69,10 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TaskConfig:
-    kind: Literal["arithmetic", "gsm8k"] = "arithmetic"
-    """Verifiable-reward task: synthetic arithmetic, or a GSM8K-format JSONL file."""
+    kind: Literal["arithmetic", "reverse", "gsm8k"] = "arithmetic"
+    """Verifiable-reward task: synthetic arithmetic, reversing a digit string, or a GSM8K-format JSONL file."""
     digits: int = 1
-    """Arithmetic difficulty: digits per operand."""
+    """Difficulty: digits per arithmetic operand, or of the string to reverse."""
     ops: str = "+"
     """Arithmetic operators drawn uniformly (a subset of ``+-``)."""
     path: str = ""
@@ -83,7 +83,7 @@ class TaskConfig:
     """Worked examples (fixed, from the training split) written before every prompt: a pretrained model's format."""
 
     def __post_init__(self):
-        _one_of("task", self.kind, ("arithmetic", "gsm8k"))
+        _one_of("task", self.kind, ("arithmetic", "reverse", "gsm8k"))
         _at_least("digits", self.digits, 1)
         if not self.ops or set(self.ops) - set("+-"):
             raise ValueError(f"arithmetic ops {self.ops!r} must be a non-empty subset of '+-'")
@@ -101,6 +101,9 @@ class WarmstartConfig:
     """Problems per supervised step."""
     lr: float = 3e-3
     """Supervised learning rate."""
+    target: float = 0.0
+    """Stop early once greedy accuracy on a fixed set of training problems reaches this (0: run every step), so
+    every seed starts GRPO from the same accuracy, not from wherever a fixed step count left it."""
     cache_dir: str = ".cache/llm-warmstart"
     """Where warm-started weights are cached as safetensors, keyed by config and seed."""
 
@@ -108,6 +111,8 @@ class WarmstartConfig:
         _at_least("warm-start steps", self.steps, 0)
         _at_least("warm-start batch", self.batch, 1)
         _positive("warm-start lr", self.lr)
+        if not 0 <= self.target <= 1:
+            raise ValueError(f"warm-start target {self.target} must be in [0, 1]")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -72,14 +72,32 @@ def preset(quick, size="small"):
                        GRPOConfig(val_every=10, bias_every=30, probe_prompts=8))
 
 
+def lift_preset(quick, size="small"):
+    """The substrate that learns on every seed measured: GRPO lifts held-out greedy accuracy from ≈ 0.3 to ≥ 0.7
+    within its 200 steps.
+
+    Reverse a 3-digit string (:class:`llm.tasks.Reverse`), after a supervised start that stops once greedy
+    accuracy on the seed's training problems reaches 0.4 (checked every 5 steps), then τ = 1, AdamW η = 1e-3,
+    32 prompts × 8 completions. Measured on seeds 0–7: held-out accuracy starts at 0.23–0.44 and first reaches
+    0.7 between step 10 and step 180 (the slowest seed, 2, ends at 0.73; the others at 0.95–1.0). With the
+    target at 0.3 two seeds of eight stayed below 0.5; at η = 3e-4, or with 8 or 16 prompts, about half did;
+    one-digit addition (the collapse sweep's task) lifts 3 of 8. ``quick``: seed 0 only.
+    """
+    return SweepConfig((1,), (1e-3,), (0,) if quick else tuple(range(8)), 200, ModelConfig("tiny", size),
+                       TaskConfig("reverse", digits=3, heldout=64), WarmstartConfig(steps=400, target=0.4),
+                       GRPOConfig(prompts=32, val_every=10))
+
+
 def configure(quick=True, size="small", model="tiny", device="cpu", allow_pickle=False, task=None, grid=None,
-              grpo=None):
-    """:func:`preset` with the options a user gave (``None``: the preset's) replaced; validated on return.
+              grpo=None, lift=False, warm_target=None):
+    """:func:`preset` (or :func:`lift_preset` if ``lift``) with the options a user gave (``None``: the preset's)
+    replaced; validated on return.
 
     ``task`` and ``grpo`` are field → value maps of :class:`TaskConfig` and :class:`GRPOConfig`; ``grid``
-    of ``taus``, ``etas``, ``seeds`` (a count) and ``steps``. A pretrained model gets no supervised start.
+    of ``taus``, ``etas``, ``seeds`` (a count) and ``steps``; ``warm_target`` replaces the supervised start's
+    target accuracy. A pretrained model gets no supervised start.
     """
-    base = preset(quick, size)
+    base = (lift_preset if lift else preset)(quick, size)
     given = lambda changes: {k: v for k, v in (changes or {}).items() if v is not None}  # noqa: E731
     changes = given(grid)
     if "seeds" in changes:
@@ -87,6 +105,7 @@ def configure(quick=True, size="small", model="tiny", device="cpu", allow_pickle
             raise ValueError(f"seeds {changes['seeds']} must be ≥ 1")
         changes["seeds"] = tuple(range(changes["seeds"]))
     changes["model"] = ModelConfig(model, size, device, allow_pickle)
+    changes["warmstart"] = dataclasses.replace(base.warmstart, **given({"target": warm_target}))
     if model != "tiny":
         changes["warmstart"] = dataclasses.replace(base.warmstart, steps=0)
     changes["task"] = dataclasses.replace(base.task, **given(task))

@@ -85,6 +85,40 @@ class Arithmetic:
         return [self._shown(self._draw(rng, heldout=True)) for _ in range(self.heldout_size)]
 
 
+@dataclass(frozen=True)
+class Reverse:
+    """``d₁…d_k =`` → ``d_k…d₁``: reverse a string of ``digits`` digits; a string is held out iff its hash lands
+    in the last tenth.
+
+    Each answer digit copies one prompt digit, so what the policy learns on training strings transfers to
+    held-out ones (a one-digit addition table does not: its held-out cells are 14 facts never seen, learned or
+    not by the luck of the seed). The last prompt digit is never 0, so no answer has a leading zero and the
+    by-value :func:`reward` is the exact string match.
+    """
+
+    digits: int = 3
+    heldout_size: int = 32
+
+    def __post_init__(self):
+        if self.digits < 2:  # one digit is its own reverse, and none of the nine strings is held out
+            raise ValueError(f"reverse digits {self.digits} must be ≥ 2")
+
+    def _draw(self, rng, heldout):
+        while True:
+            text = "".join(str(int(d)) for d in rng.integers(0, 10, size=self.digits - 1)) + str(int(rng.integers(1, 10)))
+            if (hashlib.blake2b(text.encode(), digest_size=2).digest()[0] % 10 == 0) == heldout:
+                return Problem(f"{text}=", text[::-1])
+
+    def train(self, rng, count):
+        """``count`` training problems drawn with ``rng`` (never from the held-out split)."""
+        return [self._draw(rng, heldout=False) for _ in range(count)]
+
+    def heldout(self):
+        """The fixed held-out problems (the same for every seed)."""
+        rng = np.random.default_rng(12345)
+        return [self._draw(rng, heldout=True) for _ in range(self.heldout_size)]
+
+
 def gsm8k_answer(text, where):
     """The number after ``####`` in a GSM8K answer; a missing one is an error naming ``where``."""
     _, sep, tail = text.rpartition("####")
@@ -137,6 +171,8 @@ def make_task(config):
     """The task of a :class:`llm.config.TaskConfig`."""
     if config.kind == "arithmetic":
         return Arithmetic(config.digits, config.ops, config.heldout, config.shots)
+    if config.kind == "reverse":
+        return Reverse(config.digits, config.heldout)
     if config.kind == "gsm8k":
         return load_gsm8k(config.path, config.heldout)
-    raise ValueError(f"unknown task {config.kind!r} (choose arithmetic or gsm8k)")
+    raise ValueError(f"unknown task {config.kind!r} (choose arithmetic, reverse or gsm8k)")

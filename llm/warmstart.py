@@ -3,7 +3,10 @@
 The paper starts from instruction-tuned policies; a freshly initialised ``tiny``
 Llama earns reward 0 everywhere, and an all-zero group has advantage 0 (1).
 Maximum likelihood of ``answer <eos>`` after the prompt for ``steps`` AdamW steps
-gives a policy that is right part of the time. The weights are cached as
+gives a policy that is right part of the time; with a ``target`` accuracy the stage
+stops at the first check (every :data:`CHECK_EVERY` steps) where greedy accuracy on
+:data:`CHECK_PROBLEMS` fixed training problems reaches it, so seeds whose supervised
+learning runs fast or slow all start GRPO near the same accuracy. The weights are cached as
 safetensors under a key of (model, task, warm-start config, seed), so a rerun
 with the same seed loads bit-identical weights.
 """
@@ -18,6 +21,11 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from results.store import config_json
+
+CHECK_EVERY = 5
+"""Supervised steps between accuracy checks of a warm start with a target."""
+CHECK_PROBLEMS = 64
+"""Training problems (fixed per seed) the target accuracy is measured on."""
 
 
 def _encode(tokenizer, problems, device):
@@ -70,8 +78,11 @@ def warmstart(model, tokenizer, task, model_config, task_config, warm_config, se
         return model
     rng = np.random.default_rng([seed, 1])
     optimizer = torch.optim.AdamW(model.parameters(), lr=warm_config.lr)
-    model.train()
-    for _ in range(warm_config.steps):
+    reached = _target_reached(model, tokenizer, task, warm_config.target, seed)
+    for step in range(warm_config.steps):
+        if step % CHECK_EVERY == 0 and reached():
+            break
+        model.train()
         supervised_step(model, optimizer, tokenizer, task.train(rng, warm_config.batch))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -81,3 +92,19 @@ def warmstart(model, tokenizer, task, model_config, task_config, warm_config, se
     finally:
         tmp.unlink(missing_ok=True)
     return model
+
+
+def _target_reached(model, tokenizer, task, target, seed):
+    """A check ``() → bool``: greedy accuracy on the seed's fixed training problems is at least ``target``."""
+    from llm.rollout import accuracy
+
+    if target == 0:
+        return lambda: False
+    problems = task.train(np.random.default_rng([seed, 4]), CHECK_PROBLEMS)
+    longest = max(len(tokenizer(p.answer, add_special_tokens=False).input_ids) for p in problems) + 1  # and <eos>
+
+    def reached():
+        model.eval()
+        return accuracy(model, tokenizer, problems, longest) >= target
+
+    return reached

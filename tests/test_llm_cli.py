@@ -71,6 +71,8 @@ def test_sweep_writes_every_metric_and_resumes(repro, tmp_path):
     (["--pipeline", "sync"], "sync"),
     (["--optimizer", "lion"], "lion"),
     (["--task", "gsm8k"], "--data"),
+    (["--task", "reverse", "--digits", "1"], "reverse digits 1"),
+    (["--warm-target", "1.5"], "target 1.5"),
 ])
 def test_bad_input_is_one_line(repro, tmp_path, args, named):
     code, out, err = repro("sweep", "llm", "--out", tmp_path / "x.nc", *args)
@@ -99,3 +101,16 @@ def test_jsonl_row_without_answer_names_its_line(repro, tmp_path):
     data.write_text('{"question": "1+1?", "answer": "2 #### 2"}\n{"question": "2+2?", "answer": "four"}\n')
     code, _, err = repro("sweep", "llm", "--out", tmp_path / "x.nc", "--task", "gsm8k", "--data", data, *SMALL)
     assert code == 2 and f"{data}:2" in err and len(err.strip().splitlines()) == 1
+
+
+def test_lift_starts_from_the_learning_substrate_and_records_it(repro, tmp_path):
+    """``--lift`` takes the reverse task, the target warm start and its GRPO shape; given options still win."""
+    out = tmp_path / "lift.nc"
+    code, _, err = repro("sweep", "llm", "--out", out, "--lift", "--steps", "2", "--prompts", "4",
+                         "--warm-target", "0.2", "--no-progress")
+    assert code == 0, err
+    ds = open_store(out)
+    config = json.loads(ds.attrs["config"])
+    assert config["task"]["kind"] == "reverse" and config["task"]["digits"] == 3
+    assert config["warmstart"]["target"] == 0.2 and config["grpo"]["prompts"] == 4
+    assert list(ds.tau.values) == [1] and list(ds.eta.values) == [1e-3] and ds.sizes["step"] == 2

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from llm.config import ModelConfig, TaskConfig, WarmstartConfig
 from llm.model import load, tiny_tokenizer
 from llm.rollout import accuracy
-from llm.tasks import Arithmetic, load_gsm8k, make_task, reward
-from llm.warmstart import cache_path, warmstart
+import llm.warmstart
+from llm.tasks import Arithmetic, Reverse, load_gsm8k, make_task, reward
+from llm.warmstart import CHECK_EVERY, CHECK_PROBLEMS, cache_path, warmstart
 
 
 @given(st.integers(-10**6, 10**6), st.text(alphabet=" x=+", max_size=4))
@@ -56,6 +57,20 @@ def test_bad_arithmetic_config_is_rejected():
         Arithmetic(0)
     with pytest.raises(ValueError, match="'\\*'"):
         Arithmetic(1, "*")
+
+
+@pytest.mark.parametrize("digits", [2, 3, 5])
+def test_reverse_answers_are_the_reversed_string_and_the_heldout_split_is_never_drawn(digits):
+    task = make_task(TaskConfig("reverse", digits=digits, heldout=20))
+    heldout, train = task.heldout(), task.train(np.random.default_rng(0), 500)
+    assert not {p.prompt for p in heldout} & {p.prompt for p in train}
+    assert task.heldout() == heldout  # the same for every seed
+    for p in heldout + train:
+        assert re.fullmatch(rf"\d{{{digits}}}=", p.prompt) and p.answer == p.prompt[-2::-1]
+        assert p.answer[0] != "0"  # by-value reward is then the exact string match
+        assert reward(p.answer[::-1], p.answer) == float(p.answer.isdigit() and p.answer == p.answer[::-1])
+    with pytest.raises(ValueError, match="digits 1"):
+        Reverse(1)
 
 
 def test_gsm8k_loader_extracts_the_final_number(tmp_path):
@@ -129,3 +144,31 @@ def test_warmstart_is_cached_and_reproducible(tmp_path):
     tokenizer, fresh = load(ModelConfig(), seed=3)
     assert accuracy(fresh, tokenizer, task.heldout(), 4) < accuracy(model, tokenizer, task.heldout(), 4)
     assert cache_path(ModelConfig(), task_config, warm, 4) != cache_path(ModelConfig(), task_config, warm, 3)
+
+
+def test_warmstart_with_a_target_stops_at_the_first_check_that_reaches_it(tmp_path, monkeypatch):
+    """The target run takes k supervised steps (a multiple of the check interval) and its check accuracy is at
+    least the target; the same start run k − CHECK_EVERY fixed steps is still below it."""
+    torch.set_num_threads(1)
+    task_config = TaskConfig("reverse", digits=3)
+    task, target = make_task(task_config), 0.25
+    taken = []
+    step = llm.warmstart.supervised_step
+    monkeypatch.setattr(llm.warmstart, "supervised_step", lambda *a: taken.append(1) or step(*a))
+    tokenizer, model = load(ModelConfig(), seed=0)
+    warmstart(model, tokenizer, task, ModelConfig(), task_config,
+              WarmstartConfig(steps=400, target=target, cache_dir=str(tmp_path)), 0)
+    k = len(taken)
+    assert 0 < k < 400 and k % CHECK_EVERY == 0
+    check = task.train(np.random.default_rng([0, 4]), CHECK_PROBLEMS)
+    assert accuracy(model, tokenizer, check, 4) >= target
+    tokenizer, before = load(ModelConfig(), seed=0)
+    warmstart(before, tokenizer, task, ModelConfig(), task_config,
+              WarmstartConfig(steps=k - CHECK_EVERY, cache_dir=str(tmp_path)), 0)
+    assert accuracy(before, tokenizer, check, 4) < target
+
+
+def test_bad_warmstart_target_is_rejected():
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="target"):
+            WarmstartConfig(target=bad)
