@@ -7,8 +7,6 @@ original GRPO normalisation), so one completion is one sample ``ℓ_i``. With
 theory. The KL to the reference is the per-token k3 estimator, averaged alike.
 """
 
-import torch
-
 from theory.grpo import advantages, clipped_term, k3_kl, ratio
 
 

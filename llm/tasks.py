@@ -105,7 +105,8 @@ class Reverse:
 
     def _draw(self, rng, heldout):
         while True:
-            text = "".join(str(int(d)) for d in rng.integers(0, 10, size=self.digits - 1)) + str(int(rng.integers(1, 10)))
+            head = "".join(str(int(d)) for d in rng.integers(0, 10, size=self.digits - 1))
+            text = head + str(int(rng.integers(1, 10)))
             if (hashlib.blake2b(text.encode(), digest_size=2).digest()[0] % 10 == 0) == heldout:
                 return Problem(f"{text}=", text[::-1])
 
