@@ -53,39 +53,45 @@ class SweepConfig:
                 for tau in self.taus for eta in self.etas for seed in self.seeds]
 
 
+TASK = TaskConfig("reverse", digits=3, heldout=64)
+"""The tiny Llama's task: reverse a 3-digit string (what is learned on training strings transfers to held-out
+ones; docs/substrate.md)."""
+WARMSTART = WarmstartConfig(steps=400, target=0.4)
+"""Its supervised start: until greedy accuracy on the seed's training problems reaches 0.4 (at most 400 steps)."""
+
+
 def preset(quick, size="small"):
     """The grids of ``repro figures`` on the tiny Llama of width ``size``: ``quick`` (seconds) or full.
 
-    The substrate learns, on some seeds: one-digit addition from a 140-step supervised start (held-out greedy
-    accuracy 0.28–0.67 by seed, sampled training reward ≈ 0.35), where GRPO at AdamW η = 3e-4 ends 80 steps at
-    held-out accuracy ≥ 0.7 on 3 of seeds 0–7 (0.81–0.88) and at 0.41–0.62 on the others (measured), so a
-    collapse loses something learned where it does. The η grid spans that to η = 3e-2,
-    where runs lose their reward. Probes fire at the last step of every third-or-so cycle (lag τ − 1).
-    Every field is an ordinary dataclass field: :func:`configure` and ``results.plan`` override the grid.
+    The substrate is :func:`lift_preset`'s (:data:`TASK` after :data:`WARMSTART`, held-out accuracy 0.23–0.44 at
+    the start), on which GRPO with 32 prompts per batch lifts every seed to ≥ 0.7; with the 8 prompts here it
+    learns more slowly (training reward 0.2 → 0.3–0.5 in 60 steps at τ = 1, η = 1e-3; measured on seeds 0–3), and
+    at τ = 4 the same η loses reward, so a collapse loses something learned. The η grid spans that to
+    η = 3e-2, where reward is gone after the first update. Probes fire at the last step of every third-or-so
+    cycle (lag τ − 1). Every field is an ordinary dataclass field: :func:`configure` and ``results.plan``
+    override the grid.
     """
-    model, task = ModelConfig("tiny", size), TaskConfig(heldout=64)
-    warm = WarmstartConfig(steps=140)
+    model = ModelConfig("tiny", size)
     if quick:
-        return SweepConfig((1, 4), (3e-4, 3e-2), (0,), 16, model, task, warm,
+        return SweepConfig((1, 4), (3e-4, 3e-2), (0,), 16, model, TASK, WARMSTART,
                            GRPOConfig(val_every=8, bias_every=8, probe_prompts=6))
-    return SweepConfig((1, 2, 4), tuple(np.geomspace(1e-4, 3e-2, 6).round(8)), (0, 1, 2), 60, model, task, warm,
-                       GRPOConfig(val_every=10, bias_every=30, probe_prompts=8))
+    return SweepConfig((1, 2, 4), tuple(np.geomspace(1e-4, 3e-2, 6).round(8)), (0, 1, 2), 60, model, TASK,
+                       WARMSTART, GRPOConfig(val_every=10, bias_every=30, probe_prompts=8))
 
 
 def lift_preset(quick, size="small"):
     """The substrate that learns on every seed measured: GRPO lifts held-out greedy accuracy from ≈ 0.3 to ≥ 0.7
     within its 200 steps.
 
-    Reverse a 3-digit string (:class:`llm.tasks.Reverse`), after a supervised start that stops once greedy
-    accuracy on the seed's training problems reaches 0.4 (checked every 5 steps), then τ = 1, AdamW η = 1e-3,
-    32 prompts × 8 completions. Measured on seeds 0–7: held-out accuracy starts at 0.23–0.44 and first reaches
-    0.7 between step 10 and step 180 (the slowest seed, 2, ends at 0.73; the others at 0.95–1.0). With the
-    target at 0.3 two seeds of eight stayed below 0.5; at η = 3e-4, or with 8 or 16 prompts, about half did;
-    one-digit addition (the collapse sweep's task) lifts 3 of 8. ``quick``: seed 0 only.
+    Reverse a 3-digit string (:data:`TASK`, :class:`llm.tasks.Reverse`), after a supervised start that stops once
+    greedy accuracy on the seed's training problems reaches 0.4 (:data:`WARMSTART`, checked every 5 steps), then
+    τ = 1, AdamW η = 1e-3, 32 prompts × 8 completions. Measured on seeds 0–7: held-out accuracy starts at
+    0.23–0.44 and first reaches 0.7 between step 10 and step 180 (the slowest seed, 2, ends at 0.73; the others at
+    0.95–1.0). With the target at 0.3 two seeds of eight stayed below 0.5; at η = 3e-4, or with 8 or 16 prompts,
+    about half did; one-digit addition after a fixed 140-step start lifts 3 of 8. ``quick``: seed 0 only.
     """
-    return SweepConfig((1,), (1e-3,), (0,) if quick else tuple(range(8)), 200, ModelConfig("tiny", size),
-                       TaskConfig("reverse", digits=3, heldout=64), WarmstartConfig(steps=400, target=0.4),
-                       GRPOConfig(prompts=32, val_every=10))
+    return SweepConfig((1,), (1e-3,), (0,) if quick else tuple(range(8)), 200, ModelConfig("tiny", size), TASK,
+                       WARMSTART, GRPOConfig(prompts=32, val_every=10))
 
 
 def configure(quick=True, size="small", model="tiny", device="cpu", allow_pickle=False, task=None, grid=None,
