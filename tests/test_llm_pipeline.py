@@ -121,7 +121,7 @@ def test_the_lift_substrate_learns(tmp_path):
 
 @pytest.mark.slow
 def test_the_lift_substrate_learns_on_every_seed(tmp_path):
-    """The claim of :func:`llm.sweep.lift_preset`, all 8 seeds, 200 steps each (about 7 minutes on 1 core)."""
+    """The claim of :func:`llm.sweep.lift_preset`, all 8 seeds, 200 steps each (about 4 minutes on 1 core)."""
     torch.set_num_threads(1)
     for seed in range(8):
         series, _, _, nan_step = train(lift_run(seed, 200, tmp_path))
