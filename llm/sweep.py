@@ -113,7 +113,7 @@ def configure(quick=True, size="small", model="tiny", device="cpu", allow_pickle
     changes["model"] = ModelConfig(model, size, device, allow_pickle)
     changes["warmstart"] = dataclasses.replace(base.warmstart, **given({"target": warm_target}))
     if model != "tiny":
-        changes["warmstart"] = dataclasses.replace(base.warmstart, steps=0)
+        changes["warmstart"] = dataclasses.replace(changes["warmstart"], steps=0)
     changes["task"] = dataclasses.replace(base.task, **given(task))
     changes["grpo"] = dataclasses.replace(base.grpo, **given(grpo))
     return dataclasses.replace(base, **changes)

@@ -16,6 +16,12 @@ import numpy as np
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
+def is_heldout(key):
+    """Whether the problem named ``key`` is in the held-out tenth: a cryptographic hash, so the held-out problems
+    share no residue class or digit pattern the training split could teach."""
+    return hashlib.blake2b(key.encode(), digest_size=2).digest()[0] % 10 == 0
+
+
 @dataclass(frozen=True)
 class Problem:
     prompt: str
@@ -36,7 +42,7 @@ def reward(completion, answer):
 
 @dataclass(frozen=True)
 class Arithmetic:
-    """``a op b =`` with ``digits``-digit operands; a pair is held out iff its hash lands in the last tenth."""
+    """``a op b =`` with ``digits``-digit operands; a pair is held out by :func:`is_heldout`."""
 
     digits: int = 1
     ops: str = "+"
@@ -54,10 +60,6 @@ class Arithmetic:
         examples = [self._draw(rng, heldout=False) for _ in range(self.shots)]
         object.__setattr__(self, "prefix", "".join(f"{self._shown(p).prompt} {p.answer}\n\n" for p in examples))
 
-    def _is_heldout(self, a, b, op):
-        # a cryptographic hash, so the held-out pairs share no residue class of a + b
-        return hashlib.blake2b(f"{a}{op}{b}".encode(), digest_size=2).digest()[0] % 10 == 0
-
     def _problem(self, a, b, op):
         return Problem(f"{a}{op}{b}=", str(a + b if op == "+" else a - b))
 
@@ -65,7 +67,7 @@ class Arithmetic:
         while True:
             a, b = (int(v) for v in rng.integers(0, 10 ** self.digits, size=2))
             op = self.ops[int(rng.integers(len(self.ops)))]
-            if self._is_heldout(a, b, op) == heldout:
+            if is_heldout(f"{a}{op}{b}") == heldout:
                 return self._problem(a, b, op)
 
     def _shown(self, problem):
@@ -87,8 +89,7 @@ class Arithmetic:
 
 @dataclass(frozen=True)
 class Reverse:
-    """``d₁…d_k =`` → ``d_k…d₁``: reverse a string of ``digits`` digits; a string is held out iff its hash lands
-    in the last tenth.
+    """``d₁…d_k =`` → ``d_k…d₁``: reverse a string of ``digits`` digits; a string is held out by :func:`is_heldout`.
 
     Each answer digit copies one prompt digit, so what the policy learns on training strings transfers to
     held-out ones (a one-digit addition table does not: its held-out cells are 14 facts never seen, learned or
@@ -107,7 +108,7 @@ class Reverse:
         while True:
             head = "".join(str(int(d)) for d in rng.integers(0, 10, size=self.digits - 1))
             text = head + str(int(rng.integers(1, 10)))
-            if (hashlib.blake2b(text.encode(), digest_size=2).digest()[0] % 10 == 0) == heldout:
+            if is_heldout(text) == heldout:
                 return Problem(f"{text}=", text[::-1])
 
     def train(self, rng, count):
@@ -131,7 +132,8 @@ def gsm8k_answer(text, where):
 
 @dataclass(frozen=True)
 class JSONLTask:
-    """GSM8K-format problems (``question``, ``answer`` ending ``#### N``); the last ``heldout_size`` rows are held out."""
+    """GSM8K-format problems (``question``, ``answer`` ending ``#### N``); the last ``heldout_size`` rows are held
+    out."""
 
     problems: tuple
     heldout_size: int

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 
+from llm.rollout import accuracy, positions
 from results.store import config_json
 
 CHECK_EVERY = 5
@@ -46,8 +47,6 @@ def _encode(tokenizer, problems, device):
 
 def supervised_step(model, optimizer, tokenizer, problems):
     """One maximum-likelihood step on the answers of ``problems``; returns the loss."""
-    from llm.rollout import positions
-
     ids, mask, target = _encode(tokenizer, problems, next(model.parameters()).device)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).logits[:, :-1].float()
     nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
@@ -96,8 +95,6 @@ def warmstart(model, tokenizer, task, model_config, task_config, warm_config, se
 
 def _target_reached(model, tokenizer, task, target, seed):
     """A check ``() → bool``: greedy accuracy on the seed's fixed training problems is at least ``target``."""
-    from llm.rollout import accuracy
-
     if target == 0:
         return lambda: False
     problems = task.train(np.random.default_rng([seed, 4]), CHECK_PROBLEMS)
