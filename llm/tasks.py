@@ -48,8 +48,9 @@ class Arithmetic:
     ops: str = "+"
     heldout_size: int = 32
     shots: int = 0
-    """Worked training examples (fixed for every seed) before each prompt; with them the problems are asked in
-    words, ``Q: What is a plus b?`` / ``A: c``, the form in which a small pretrained model answers best."""
+    """Worked training examples (fixed for every seed), one ``a + b = c`` line each, before each prompt; with them
+    the problem is asked in the same spaced form, ``a + b =``. Of the formats measured on SmolLM2 (docs/substrate.md)
+    this one is the only one whose sampled reward starts above 0.3; worded questions start near 0.1."""
 
     def __post_init__(self):
         if self.digits < 1:
@@ -58,7 +59,7 @@ class Arithmetic:
             raise ValueError(f"arithmetic ops {self.ops!r} must be a non-empty subset of '+-'")
         rng = np.random.default_rng(54321)
         examples = [self._draw(rng, heldout=False) for _ in range(self.shots)]
-        object.__setattr__(self, "prefix", "".join(f"{self._shown(p).prompt} {p.answer}\n\n" for p in examples))
+        object.__setattr__(self, "prefix", "".join(f"{self._shown(p).prompt} {p.answer}\n" for p in examples))
 
     def _problem(self, a, b, op):
         return Problem(f"{a}{op}{b}=", str(a + b if op == "+" else a - b))
@@ -74,8 +75,7 @@ class Arithmetic:
         if not self.shots:
             return problem
         a, op, b = re.fullmatch(r"(\d+)([+-])(\d+)=", problem.prompt).groups()
-        question = f"Q: What is {a} {'plus' if op == '+' else 'minus'} {b}?\nA:"
-        return Problem(getattr(self, "prefix", "") + question, problem.answer)
+        return Problem(f"{getattr(self, 'prefix', '')}{a} {op} {b} =", problem.answer)
 
     def train(self, rng, count):
         """``count`` training problems drawn with ``rng`` (never from the held-out split)."""

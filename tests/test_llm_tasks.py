@@ -42,13 +42,15 @@ def test_arithmetic_heldout_split_is_never_drawn_for_training(digits, ops):
 
 def test_worked_examples_come_from_the_training_split_and_prefix_every_prompt():
     task = Arithmetic(1, "+", heldout_size=20, shots=5)
-    examples = re.findall(r"Q: What is (\d) plus (\d)\?\nA: (\d+)\n\n", task.prefix)
-    assert len(examples) == 5 and all(int(a) + int(b) == int(c) for a, b, c in examples)
+    examples = re.findall(r"(\d) \+ (\d) = (\d+)\n", task.prefix)
+    assert len(examples) == 5 and "".join(f"{a} + {b} = {c}\n" for a, b, c in examples) == task.prefix
+    assert all(int(a) + int(b) == int(c) for a, b, c in examples)
     heldout = {p.prompt for p in Arithmetic(1, "+", heldout_size=20).heldout()}
     assert not heldout & {f"{a}+{b}=" for a, b, _ in examples}
     for p in task.train(np.random.default_rng(0), 5) + task.heldout():
-        assert p.prompt.startswith(task.prefix) and p.prompt.endswith("?\nA:")
-        a, b = re.findall(r"\d+", p.prompt[len(task.prefix):])
+        question = p.prompt[len(task.prefix):]
+        assert p.prompt.startswith(task.prefix) and re.fullmatch(r"\d \+ \d =", question)
+        a, b = re.findall(r"\d+", question)
         assert int(a) + int(b) == int(p.answer)
 
 
