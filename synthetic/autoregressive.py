@@ -161,14 +161,19 @@ class EndTokenPolicy:
 
     def sequence_logp(self, theta, prompt_ids, answer_ids):
         """``log π_θ`` of (prompt, answer) id arrays of equal rank, broadcast against each other: only those
-        answers, so the learner's per-step cost scales with the batch, not with ``P·Y``."""
+        answers, so the learner's per-step cost scales with the batch, not with ``P·Y``. A prompt id shared along
+        the last axis (``[B, 1]`` against ``[B, n]``, a group) has its prompt logits computed once."""
         shape = jnp.broadcast_shapes(prompt_ids.shape, answer_ids.shape)
         answers = jnp.broadcast_to(answer_ids, shape).reshape(-1)
         transition, position, weights = self.blocks(theta)
-        prompt = self.features[jnp.broadcast_to(prompt_ids, shape).reshape(-1)] @ weights  # [N, V+1]
+        # the prompt logits once per distinct id row, repeated over the answers (and positions) that share it: a
+        # group's n answers cost one [k]·[k, V+1] product, not n (tiny batched dots are slow on CPU)
+        shared = len(shape) > 1 and prompt_ids.shape == (*shape[:-1], 1)
+        rows = prompt_ids.reshape(-1) if shared else jnp.broadcast_to(prompt_ids, shape).reshape(-1)
+        repeats = self.max_len * (shape[-1] if shared else 1)
+        prompt = jnp.repeat(self.features[rows] @ weights, repeats, axis=0)  # [N·L, V+1]
         # one row per (answer, position), [N·L, V+1]: XLA's CPU loops are several times slower on rank ≥ 4 arrays
-        logits = (transition[self.prev[answers].reshape(-1)] + jnp.tile(position, (answers.shape[0], 1))
-                  + jnp.repeat(prompt, self.max_len, axis=0))
+        logits = transition[self.prev[answers].reshape(-1)] + jnp.tile(position, (answers.shape[0], 1)) + prompt
         token_logp = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), self.tokens[answers].reshape(-1, 1),
                                          axis=-1).reshape(-1, self.max_len)
         return jnp.sum(jnp.where(self.emitted[answers], token_logp, 0.0), axis=-1).reshape(shape)

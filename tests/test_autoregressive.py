@@ -151,6 +151,9 @@ def test_flat_row_paths_equal_a_per_answer_reference(dtype, scale):
                                reference[prompts[:, None], picks], **tolerance)
     np.testing.assert_allclose(low.sequence_logp(theta, jnp.asarray(prompts), jnp.asarray(picks[:, 0])),
                                reference[prompts, picks[:, 0]], **tolerance)
+    # one prompt against every pick ([1, 1] against [4, 3]: broadcast, not a per-group prompt)
+    np.testing.assert_allclose(low.sequence_logp(theta, jnp.asarray([[2]]), jnp.asarray(picks)),
+                               reference[2][picks], **tolerance)
     truncated = np.exp(reference) @ answers.truncated.astype(float)
     np.testing.assert_allclose(low.truncation(theta), truncated, rtol=1e-10 if dtype == "float64" else 1e-5,
                                atol=1e-300 if dtype == "float64" else 1e-30)
