@@ -303,6 +303,7 @@ LlmOptimizer = enum.Enum("LlmOptimizer", {"adamw": "adamw", "sgd": "sgd"})
 LlmReuse = enum.Enum("LlmReuse", {"whole": "whole", "slices": "slices"})
 LlmPipeline = enum.Enum("LlmPipeline", {"reuse": "reuse", "async": "async"})
 LlmSize = enum.Enum("LlmSize", {"small": "small", "medium": "medium"})
+ShotFormat = enum.Enum("ShotFormat", {"equation": "equation", "question": "question"})
 
 
 def _given(kind, help_text):
@@ -319,6 +320,8 @@ def sweep_llm_command(
     data: Annotated[Path | None, typer.Option(help="GSM8K-format JSONL file (with --task gsm8k).")] = None,
     digits: _given(int, "Digits per arithmetic operand or of the string to reverse") = None,
     shots: _given(int, "Worked examples before each prompt (a pretrained model's format)") = None,
+    shot_format: Annotated[ShotFormat | None, typer.Option(help="How arithmetic's worked examples are written: "
+                                                          "'a + b = c' lines or 'Q: What is a plus b?'.")] = None,
     quick: Annotated[bool, typer.Option("--quick/--full", help="Preset grid used for options not given.")] = True,
     lift: Annotated[bool, typer.Option("--lift", help="Start from the substrate that learns on every seed measured "
                                        "(reverse 3 digits, τ = 1, η = 1e-3, 32 prompts, 200 steps) instead of "
@@ -360,7 +363,8 @@ def sweep_llm_command(
     check_executor(executor, workers, address)
     value = lambda choice: choice and choice.value  # noqa: E731
     config = configure(quick, size.value, model, device, allow_pickle,
-                       task={"kind": value(task), "path": data and str(data), "digits": digits, "shots": shots},
+                       task={"kind": value(task), "path": data and str(data), "digits": digits, "shots": shots,
+                             "shot_format": value(shot_format)},
                        grid={"taus": tau and tuple(ints("--tau", tau, minimum=1)), "seeds": seeds, "steps": steps,
                              "etas": eta and tuple(floats("--eta", eta, positive=True))},
                        grpo={"prompts": prompts, "group": group, "max_new_tokens": max_new_tokens, "eps": eps,

@@ -6,10 +6,12 @@ once without. The probes keep m chunk sums per batch (``--chunks``, at most 2m g
 a [B, d] per-group gradient matrix, so the ratio stays bounded whatever the batch. Prints both peaks, their
 ratio (target ≤ 3×), seconds per learner step, and the arithmetic of the same design at 1 B parameters.
 
-Defaults: SmolLM2-135M, B = 8 prompts × n = 8, 2-shot prompts (~50 tokens; 8-shot ones make a probe cost over
-20 minutes on two cores), τ = 2 and 2 learner steps, so the probe run measures one probe at lag 1.
+Defaults: SmolLM2-135M, B = 8 prompts × n = 8, 2 worded examples (``--shot-format question``, ~50 tokens; 8
+worded ones make a probe cost over 20 minutes on two cores), τ = 2 and 2 learner steps, so the probe run measures
+one probe at lag 1.
 
-Run: ``python benchmarks/bench_llm_memory.py [--model smollm2] [--steps 2] [--tau 2] [--prompts 8] [--shots 2]``.
+Run: ``python benchmarks/bench_llm_memory.py [--model smollm2] [--steps 2] [--tau 2] [--prompts 8] [--shots 2]
+[--shot-format question]``.
 """
 
 import argparse
@@ -42,8 +44,8 @@ def child(args):
     grpo = GRPOConfig(prompts=args.prompts, group=args.group, max_new_tokens=args.max_new_tokens,
                       val_every=args.steps + 1, bias_every=args.tau if args.probes else 0, bias_chunks=args.chunks,
                       micro_batch=args.micro_batch)
-    config = RunConfig(args.tau, args.eta, args.seed, args.steps, model, TaskConfig(heldout=4, shots=args.shots),
-                       WarmstartConfig(steps=0), grpo)
+    task = TaskConfig(heldout=4, shots=args.shots, shot_format=args.shot_format)
+    config = RunConfig(args.tau, args.eta, args.seed, args.steps, model, task, WarmstartConfig(steps=0), grpo)
     series, _, _, nan_step = train(config, tokenizer_and_model)
     done = time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB  # Linux reports KiB
@@ -72,6 +74,7 @@ def main():
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=4)
     parser.add_argument("--shots", type=int, default=2)
+    parser.add_argument("--shot-format", default="question", help="worded 2-shot prompts (~50 tokens), as measured")
     parser.add_argument("--chunks", type=int, default=4)
     parser.add_argument("--micro-batch", type=int, default=8, help="sequences per learner forward/backward")
     parser.add_argument("--threads", type=int, default=2)

@@ -81,6 +81,8 @@ class TaskConfig:
     """Size of the held-out split, never used for rollouts; ``val_reward`` is measured on it."""
     shots: int = 0
     """Worked examples (fixed, from the training split) written before every prompt: a pretrained model's format."""
+    shot_format: Literal["equation", "question"] = "equation"
+    """How arithmetic's worked examples are written: ``a + b = c`` lines or ``Q: What is a plus b?`` / ``A: c``."""
 
     def __post_init__(self):
         _one_of("task", self.kind, ("arithmetic", "reverse", "gsm8k"))
@@ -91,6 +93,7 @@ class TaskConfig:
             raise ValueError("task gsm8k needs a JSONL file (--data)")
         _at_least("heldout", self.heldout, 1)
         _at_least("shots", self.shots, 0)
+        _one_of("shot format", self.shot_format, ("equation", "question"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -44,17 +44,18 @@ class ConstantsConfig:
 
         A pretrained model runs one sync cycle of τ = 3 at AdamW η = 1e-5 from its own weights (its two stale
         steps give the region and three updates U; 2 prompts × 8 per step), on one-digit addition after 2 worked
-        examples, and is probed once, at lag 2, with 12 fresh and 12 stale groups of 8. The design is set by cost:
-        on two cores one forward and backward of a 2-shot sequence takes ~0.7 s, so the probe's per-group
-        gradients dominate, and 8-shot prompts (3× longer) would not fit 10 minutes. The learner backpropagates
-        one group at a time.
+        worded examples (``shot_format="question"``; with ``a + b = c`` examples, where the model starts higher,
+        the same probe measured L_β = 27 ± 24, its secant gap lost in the noise), and is probed once, at lag 2,
+        with 12 fresh and 12 stale groups of 8. The design is set by cost: on two cores one forward and backward
+        of a 2-shot sequence takes ~0.7 s, so the probe's per-group gradients dominate, and 8-shot prompts (3×
+        longer) would not fit 10 minutes. The learner backpropagates one group at a time.
         """
         if model == "tiny":
             return cls(dataclasses.replace(cls().run, seed=seed, model=ModelConfig("tiny", device=device)))
         grpo = GRPOConfig(prompts=2, group=8, max_new_tokens=4, val_every=100, bias_every=3, probe_prompts=12,
                           micro_batch=8)
-        return cls(RunConfig(3, 1e-5, seed, 3, ModelConfig(model, device=device), TaskConfig(heldout=8, shots=2),
-                             WarmstartConfig(steps=0), grpo))
+        task = TaskConfig(heldout=8, shots=2, shot_format="question")
+        return cls(RunConfig(3, 1e-5, seed, 3, ModelConfig(model, device=device), task, WarmstartConfig(steps=0), grpo))
 
 
 def _entry(constants, name, samples, **extra):

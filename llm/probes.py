@@ -216,11 +216,12 @@ class Recorder:
 
 
 
-SCAN = 2.0 ** (np.arange(-6, 7) / 2)
-"""Distances of the r_clip scan in units of the probe's stale drift (1/8 … 8, factors of √2)."""
+SCAN = 2.0 ** (np.arange(-12, 7) / 2)
+"""Distances of the r_clip scan in units of the probe's stale drift (1/64 … 8, factors of √2): a pretrained
+model two AdamW steps stale can clip 5 % of tokens already at an eighth of its drift (SmolLM2, 2-shot addition)."""
 
 SCAN_ROWS = 64
-"""Completions of the stale batch the r_clip scan scores (forward passes only, at most 5 of them)."""
+"""Completions of the stale batch the r_clip scan scores (forward passes only, at most 6 of them)."""
 
 
 def clip_fractions(shifted, beta, direction, batch, grpo):
@@ -243,8 +244,8 @@ def clip_scan(shifted, theta, beta, batch, grpo, threshold=CLIP_THRESHOLD):
     reaches ``threshold``, v = (θ − β)/‖θ − β‖.
 
     The fraction grows with the distance from β along a line, so the first grid point of :data:`SCAN` at which
-    it reaches ``threshold`` is found by bisection (1 + ⌈log2(len(SCAN) + 1)⌉ = 5 forward passes, not up to
-    13). Log-interpolated between the two grid points that bracket the crossing; se is half the bracket's
+    it reaches ``threshold`` is found by bisection (1 + ⌈log2(len(SCAN) + 1)⌉ = 6 forward passes, not up to
+    19). Log-interpolated between the two grid points that bracket the crossing; se is half the bracket's
     width. ``(nan, nan)`` at a fresh pair or if the fraction stays below ``threshold`` up to the last grid point.
     ``shifted`` is overwritten.
     """

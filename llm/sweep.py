@@ -114,7 +114,10 @@ def configure(quick=True, size="small", model="tiny", device="cpu", allow_pickle
     changes["warmstart"] = dataclasses.replace(base.warmstart, **given({"target": warm_target}))
     if model != "tiny":
         changes["warmstart"] = dataclasses.replace(changes["warmstart"], steps=0)
-    changes["task"] = dataclasses.replace(base.task, **given(task))
+    # another task kind starts from that kind's defaults: the preset's 3 digits are a string length, not an operand's
+    kind = given(task).get("kind", base.task.kind)
+    changes["task"] = dataclasses.replace(base.task, **given(task)) if kind == base.task.kind else \
+        TaskConfig(**given(task))
     changes["grpo"] = dataclasses.replace(base.grpo, **given(grpo))
     return dataclasses.replace(base, **changes)
 

@@ -40,6 +40,10 @@ def reward(completion, answer):
     return float(found is not None and _canonical(found.group()) == _canonical(answer))
 
 
+SHOT_FORMATS = {"equation": ("{a} {op} {b} =", "\n"), "question": ("Q: What is {a} {word} {b}?\nA:", "\n\n")}
+"""A few-shot arithmetic prompt's question template and the text after each worked example's answer."""
+
+
 @dataclass(frozen=True)
 class Arithmetic:
     """``a op b =`` with ``digits``-digit operands; a pair is held out by :func:`is_heldout`."""
@@ -48,18 +52,22 @@ class Arithmetic:
     ops: str = "+"
     heldout_size: int = 32
     shots: int = 0
-    """Worked training examples (fixed for every seed), one ``a + b = c`` line each, before each prompt; with them
-    the problem is asked in the same spaced form, ``a + b =``. Of the formats measured on SmolLM2 (docs/substrate.md)
-    this one is the only one whose sampled reward starts above 0.3; worded questions start near 0.1."""
+    """Worked training examples (fixed for every seed) written before each prompt in :data:`SHOT_FORMATS`."""
+    shot_format: str = "equation"
+    """``equation``: ``a + b = c`` lines, then ``a + b =``; ``question``: ``Q: What is a plus b?`` / ``A: c``. Of
+    the formats measured on SmolLM2 (docs/substrate.md) only ``equation`` starts its sampled reward above 0.3."""
 
     def __post_init__(self):
         if self.digits < 1:
             raise ValueError(f"arithmetic digits {self.digits} must be ≥ 1")
         if not self.ops or set(self.ops) - set("+-"):
             raise ValueError(f"arithmetic ops {self.ops!r} must be a non-empty subset of '+-'")
+        if self.shot_format not in SHOT_FORMATS:
+            raise ValueError(f"shot format {self.shot_format!r} is not one of {', '.join(SHOT_FORMATS)}")
         rng = np.random.default_rng(54321)
         examples = [self._draw(rng, heldout=False) for _ in range(self.shots)]
-        object.__setattr__(self, "prefix", "".join(f"{self._shown(p).prompt} {p.answer}\n" for p in examples))
+        end = SHOT_FORMATS[self.shot_format][1]
+        object.__setattr__(self, "prefix", "".join(f"{self._shown(p).prompt} {p.answer}{end}" for p in examples))
 
     def _problem(self, a, b, op):
         return Problem(f"{a}{op}{b}=", str(a + b if op == "+" else a - b))
@@ -75,7 +83,8 @@ class Arithmetic:
         if not self.shots:
             return problem
         a, op, b = re.fullmatch(r"(\d+)([+-])(\d+)=", problem.prompt).groups()
-        return Problem(f"{getattr(self, 'prefix', '')}{a} {op} {b} =", problem.answer)
+        question = SHOT_FORMATS[self.shot_format][0].format(a=a, op=op, b=b, word="plus" if op == "+" else "minus")
+        return Problem(getattr(self, "prefix", "") + question, problem.answer)
 
     def train(self, rng, count):
         """``count`` training problems drawn with ``rng`` (never from the held-out split)."""
@@ -173,7 +182,7 @@ def load_gsm8k(path, heldout_size=32):
 def make_task(config):
     """The task of a :class:`llm.config.TaskConfig`."""
     if config.kind == "arithmetic":
-        return Arithmetic(config.digits, config.ops, config.heldout, config.shots)
+        return Arithmetic(config.digits, config.ops, config.heldout, config.shots, config.shot_format)
     if config.kind == "reverse":
         return Reverse(config.digits, config.heldout)
     if config.kind == "gsm8k":

@@ -1,5 +1,6 @@
 """`repro sweep llm`: a resumable store with every §6 metric, every GRPO knob recorded, one-line errors."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -7,6 +8,8 @@ import pytest
 import xarray as xr
 
 from llm.probes import CONSTANTS
+from llm.sweep import configure
+from llm.tasks import make_task
 from results import open_store
 from theory.metrics import PROJECTIONS, SWEEP_DIMS
 
@@ -73,6 +76,7 @@ def test_sweep_writes_every_metric_and_resumes(repro, tmp_path):
     (["--task", "gsm8k"], "--data"),
     (["--task", "reverse", "--digits", "1"], "reverse digits 1"),
     (["--warm-target", "1.5"], "target 1.5"),
+    (["--shot-format", "prose"], "prose"),
 ])
 def test_bad_input_is_one_line(repro, tmp_path, args, named):
     code, out, err = repro("sweep", "llm", "--out", tmp_path / "x.nc", *args)
@@ -114,3 +118,15 @@ def test_lift_starts_from_the_learning_substrate_and_records_it(repro, tmp_path)
     assert config["task"]["kind"] == "reverse" and config["task"]["digits"] == 3
     assert config["warmstart"]["target"] == 0.2 and config["grpo"]["prompts"] == 4
     assert list(ds.tau.values) == [1] and list(ds.eta.values) == [1e-3] and ds.sizes["step"] == 2
+
+
+def test_the_prompt_format_is_a_recorded_knob():
+    """``--shots``/``--shot-format`` reach the run's task, which the store records whole."""
+    config = configure(task={"kind": "arithmetic", "shots": 2, "shot_format": "question"})
+    assert (config.task.kind, config.task.shots, config.task.shot_format) == ("arithmetic", 2, "question")
+    assert make_task(config.task).train(np.random.default_rng(0), 1)[0].prompt.startswith("Q: What is")
+    assert configure(task={"kind": "arithmetic", "shots": 2}).task.shot_format == "equation"
+    # another task than the preset's takes that task's defaults (one-digit operands), not the preset's 3 digits
+    assert configure(task={"kind": "arithmetic"}).task.digits == 1
+    assert configure(task={"kind": "arithmetic", "digits": 2}).task.digits == 2
+    assert configure(task={"digits": 4}).task == dataclasses.replace(configure().task, digits=4)

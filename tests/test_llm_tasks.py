@@ -13,7 +13,7 @@ from llm.config import ModelConfig, TaskConfig, WarmstartConfig
 from llm.model import load, tiny_tokenizer
 from llm.rollout import accuracy
 import llm.warmstart
-from llm.tasks import Arithmetic, Reverse, load_gsm8k, make_task, reward
+from llm.tasks import SHOT_FORMATS, Arithmetic, Reverse, load_gsm8k, make_task, reward
 from llm.warmstart import CHECK_EVERY, CHECK_PROBLEMS, cache_path, warmstart
 
 
@@ -54,11 +54,25 @@ def test_worked_examples_come_from_the_training_split_and_prefix_every_prompt():
         assert int(a) + int(b) == int(p.answer)
 
 
+def test_worded_examples_ask_the_same_problems_as_questions():
+    """``shot_format="question"`` (the constants preset's) writes the same examples and problems in words."""
+    equation, question = (Arithmetic(1, "+", heldout_size=20, shots=3, shot_format=f) for f in SHOT_FORMATS)
+    examples = re.findall(r"Q: What is (\d) plus (\d)\?\nA: (\d+)\n\n", question.prefix)
+    assert [f"{a} + {b} = {c}\n" for a, b, c in examples] == equation.prefix.splitlines(keepends=True)
+    for p, q in zip(equation.train(np.random.default_rng(0), 5), question.train(np.random.default_rng(0), 5)):
+        assert p.answer == q.answer and q.prompt.startswith(question.prefix) and q.prompt.endswith("?\nA:")
+        assert re.findall(r"\d+", p.prompt[len(equation.prefix):]) == re.findall(r"\d+", q.prompt[len(question.prefix):])
+
+
 def test_bad_arithmetic_config_is_rejected():
     with pytest.raises(ValueError, match="digits 0"):
         Arithmetic(0)
     with pytest.raises(ValueError, match="'\\*'"):
         Arithmetic(1, "*")
+    with pytest.raises(ValueError, match="'prose'"):
+        Arithmetic(1, shots=2, shot_format="prose")
+    with pytest.raises(ValueError, match="shot format 'prose'"):
+        TaskConfig(shots=2, shot_format="prose")
 
 
 @pytest.mark.parametrize("digits", [2, 3, 5])
