@@ -108,12 +108,12 @@ class EndTokenPolicy:
         context = along_tokens(jax.nn.log_softmax, self.context_logits(theta))  # every next-token log-prob answers use
         return context.reshape(context.shape[0], -1) @ self.selector.T
 
-    def truncation(self, theta):
-        """``P(no EOS within L tokens | x)`` ``[P]``, forward over positions through the reachable contexts only
-        (BOS first, then a content token): no table of answers."""
+    def truncation(self, theta, prompt_ids=None):
+        """``P(no EOS within L tokens | x)`` ``[P]`` (or of ``prompt_ids``), forward over positions through the
+        reachable contexts only (BOS first, then a content token): no table of answers."""
         vocab = self.vocab
         transition, position, weights = self.blocks(theta)
-        prompt = self.features @ weights  # [P, V+1]
+        prompt = (self.features if prompt_ids is None else self.features[prompt_ids]) @ weights  # [P, V+1]
         first = transition[vocab + 1][None] + position[0][None] + prompt
         running = jax.nn.softmax(first, axis=-1)[:, :vocab]  # at a content token, not ended yet
         logits = transition[None, None, :vocab] + position[None, 1:, None] + prompt[:, None, None]  # [P, L−1, V, V+1]

@@ -72,15 +72,22 @@ class SimTask:
     ended_reward: float = dataclasses.field(default=0.0, **STATIC)
     """Reward probability of every other answer that ends (truncated answers earn 0)."""
     name: str = dataclasses.field(default="task", **STATIC)
+    train_prompts: jax.Array | None = None
+    """``[P_train]`` the prompts of positive train weight (none: every prompt): the per-step ``success`` visits only
+    those (graded: 48 of 64)."""
+    train_pairs: jax.Array | None = None
+    """``[A_train]`` the accepted pairs whose prompt has positive train weight (none: every pair)."""
 
     @classmethod
     def from_problem(cls, problem, theta_0, val_weights=None, name="task", ended_reward=0.0):
         """A task whose accepted answers are read off the reward table (held-out prompts: the train ones)."""
         prompts, ids = np.nonzero(np.asarray(problem.reward) > ended_reward)
         gain = np.asarray(problem.reward)[prompts, ids] - ended_reward
+        live = np.asarray(problem.prompt_weights) > 0
         return cls(problem, jnp.asarray(theta_0, float),
                    problem.prompt_weights if val_weights is None else jnp.asarray(val_weights),
-                   jnp.asarray(prompts), jnp.asarray(ids), jnp.asarray(gain), ended_reward, name)
+                   jnp.asarray(prompts), jnp.asarray(ids), jnp.asarray(gain), ended_reward, name,
+                   jnp.asarray(np.flatnonzero(live)), jnp.asarray(np.flatnonzero(live[prompts])))
 
     def check(self):
         """Raise if the reward table is not of the form the fast ``success`` assumes."""
@@ -94,22 +101,30 @@ class SimTask:
         return self
 
 
-def success(task, theta, weights):
-    """Exact expected reward ``Σ_x w_x Σ_y π_θ(y|x) r̄(x, y)``, from the accepted answers and the truncation."""
+def success(task, theta, weights, train=False):
+    """Exact expected reward ``Σ_x w_x Σ_y π_θ(y|x) r̄(x, y)``, from the accepted answers and the truncation.
+
+    ``train``: ``weights`` vanish outside ``task.train_prompts`` (the train weights), so only those prompts and their
+    accepted pairs are visited: the same sum without its zero terms.
+    """
     policy = task.problem.policy
-    accepted = task.accept_gain * jnp.exp(policy.sequence_logp(theta, task.accept_prompts, task.accept_ids))
-    value = jnp.sum(weights[task.accept_prompts] * accepted)
+    prompts, pairs = (task.train_prompts, task.train_pairs) if train and task.train_prompts is not None else (None, None)
+    accept_prompts, accept_ids, gain = ((task.accept_prompts, task.accept_ids, task.accept_gain) if pairs is None else
+                                        (task.accept_prompts[pairs], task.accept_ids[pairs], task.accept_gain[pairs]))
+    accepted = gain * jnp.exp(policy.sequence_logp(theta, accept_prompts, accept_ids))
+    value = jnp.sum(weights[accept_prompts] * accepted)
     if task.ended_reward:
-        value = value + task.ended_reward * jnp.sum(weights * (1.0 - truncation(task, theta)))
+        live = weights if prompts is None else weights[prompts]
+        value = value + task.ended_reward * jnp.sum(live * (1.0 - truncation(task, theta, prompts)))
     return value
 
 
-def truncation(task, theta):
-    """``P(the answer never ends | x)`` ``[P]``: 0 for policies without an end token."""
+def truncation(task, theta, prompts=None):
+    """``P(the answer never ends | x)`` ``[P]`` (or of the ``prompts`` given): 0 for policies without an end token."""
     policy = task.problem.policy
     if hasattr(policy, "truncation"):
-        return policy.truncation(theta)
-    return jnp.zeros(task.problem.prompt_weights.shape[0])
+        return policy.truncation(theta) if prompts is None else policy.truncation(theta, prompts)
+    return jnp.zeros(task.problem.prompt_weights.shape[0] if prompts is None else prompts.shape[0])
 
 
 @dataclass(frozen=True)
@@ -263,7 +278,7 @@ def learner_step(task, config, eta, tau, carry, t):
     metrics.update(
         # a diverged θ is a collapse (§6): its reward is NaN from the first non-finite step on
         reward=jnp.where(finite, metrics["reward"], jnp.nan),
-        success=success(task, carry.theta, task.problem.prompt_weights),
+        success=success(task, carry.theta, task.problem.prompt_weights, train=True),
         theta_proj=project(carry.theta - task.theta_0, PROJECTIONS).astype(jnp.float32),
         batch_cos=jnp.where(cycle_end & (t >= tau), cosine(cycle_sum, carry.prev_cycle_sum), jnp.nan),
         staleness=jnp.asarray(staleness, dtype=float),

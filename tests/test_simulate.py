@@ -85,6 +85,22 @@ def test_truncation_forward_pass_equals_the_table(name):
     np.testing.assert_allclose(truncation(task, theta), table, rtol=1e-10)
 
 
+@pytest.mark.parametrize("name", ["graded", "contextual"])
+def test_train_success_visits_only_the_train_prompts_and_equals_the_full_sum(name):
+    task = make_task(name)
+    weights = np.asarray(task.problem.prompt_weights)
+    np.testing.assert_array_equal(task.train_prompts, np.flatnonzero(weights > 0))
+    assert np.all(weights[np.asarray(task.accept_prompts)[np.asarray(task.train_pairs)]] > 0)
+    assert len(task.train_prompts) < len(weights), "the held-out prompts are skipped"
+    theta = task.theta_0 + 0.3 * jax.random.normal(jax.random.PRNGKey(2), task.theta_0.shape)
+    full = success(task, theta, task.problem.prompt_weights)
+    np.testing.assert_allclose(success(task, theta, task.problem.prompt_weights, train=True), full, rtol=1e-12)
+    untagged = dataclasses.replace(task, train_prompts=None, train_pairs=None)  # a task built without them
+    np.testing.assert_allclose(success(untagged, theta, task.problem.prompt_weights, train=True), full, rtol=1e-12)
+    np.testing.assert_allclose(truncation(task, theta, task.train_prompts),
+                               np.asarray(truncation(task, theta))[np.asarray(task.train_prompts)], rtol=1e-12)
+
+
 def test_noisy_rewards_success_includes_every_ended_answer():
     from synthetic.tasks import Family
 
