@@ -11,11 +11,7 @@ counting (the same variant varies by ±20 % between runs on a shared 2-core mach
 * the same without the Lemma 1 terms (``--no-lemma1``: only the exact ``bias_norm`` and the other probes) and
   with one probe per run (``exact_every = steps``), so the fraction of run time spent in the exact-metric and
   Lemma 1 evaluations is ``1 − t(one probe)/t(sweep)`` and that of the Lemma 1 terms alone
-  ``1 − t(no Lemma 1)/t(sweep)``;
-* the float32 sweep with its seeds as one slice: ``repro sweep`` runs each τ's seeds as
-  :data:`synthetic.sweep.SEED_SLICES` slices at once (:func:`synthetic.sweep.in_parts`; XLA runs each program on
-  one core, separate executions on separate threads), so this is the one-core throughput and the ratio the gain
-  from the second core.
+  ``1 − t(no Lemma 1)/t(sweep)``.
 
 Goal: the whole grid with Lemma 1 in ≤ 60 s on 2 cores. Every line prints the machine load: the CPU is shared,
 so compare ratios taken in one run, not times across runs.
@@ -23,7 +19,6 @@ so compare ratios taken in one run, not times across runs.
 
 import argparse
 import dataclasses
-import functools
 import os
 import time
 
@@ -35,7 +30,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from synthetic import xla  # noqa: E402
-from synthetic.sweep import SweepConfig, compiled_grid, in_parts, seed_parts  # noqa: E402
+from synthetic.sweep import SweepConfig, compiled_grid  # noqa: E402
 
 TARGET_WALL_S = 60.0
 
@@ -44,21 +39,18 @@ def _load():
     return "load avg " + " ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores"
 
 
-def compile_grid(config, parts=None):
-    """``(compile seconds, run)``: the grid compiled once for a slice of ``parts`` (default: as the sweep runs it,
-    :func:`synthetic.sweep.seed_parts`); ``run()`` runs every τ as ``repro sweep`` does, the slices of a τ at once
-    (:func:`synthetic.sweep.in_parts`), and returns its seconds."""
+def compile_grid(config):
+    """``(compile seconds, run)``: the grid compiled once; ``run()`` runs every τ and returns its seconds."""
     function, task = compiled_grid(config.run_config()), config.make_task()
     etas, seeds = jnp.asarray(config.etas, dtype=float), jnp.asarray(config.seed + np.arange(config.seeds))
-    parts = seed_parts(config.seeds) if parts is None else parts
     start = time.perf_counter()
-    compiled = function.lower(task, etas, config.taus[0], seeds[: config.seeds // parts]).compile()
+    compiled = function.lower(task, etas, config.taus[0], seeds).compile()
     compile_s = time.perf_counter() - start
 
     def run():
         start = time.perf_counter()
         for tau in config.taus:
-            in_parts(functools.partial(compiled, task), etas, tau, seeds, parts)
+            jax.block_until_ready(compiled(task, etas, tau, seeds))
         return time.perf_counter() - start
 
     return compile_s, run
@@ -80,16 +72,11 @@ def main():
           f"= {run_steps:,} run-steps on {config.task}; {jax.devices()[0].platform}, "
           f"{xla.compiler_options() or 'no XLA options'}; {_load()}")
     print(f"config: {dataclasses.asdict(config)}")
-    parts = seed_parts(config.seeds)
-    variants = {"sweep, float64 learner": ({"learner_dtype": "float64"}, parts),
-                "sweep, float32 learner": ({"learner_dtype": "float32"}, parts),
-                "no Lemma 1 terms, float32": ({"learner_dtype": "float32", "lemma1": False}, parts),
-                "one probe per run, float32": ({"learner_dtype": "float32", "exact_every": config.steps}, parts),
-                "sweep, float32, one slice": ({"learner_dtype": "float32"}, 1)}
-    print(f"seeds run in {parts} slices at once (synthetic.sweep.in_parts, one per core here); the last variant runs "
-          f"them as one slice, on one core")
-    compiled = {label: compile_grid(dataclasses.replace(config, **changes), n_parts)
-                for label, (changes, n_parts) in variants.items()}
+    variants = {"sweep, float64 learner": {"learner_dtype": "float64"},
+                "sweep, float32 learner": {"learner_dtype": "float32"},
+                "no Lemma 1 terms, float32": {"learner_dtype": "float32", "lemma1": False},
+                "one probe per run, float32": {"learner_dtype": "float32", "exact_every": config.steps}}
+    compiled = {label: compile_grid(dataclasses.replace(config, **changes)) for label, changes in variants.items()}
     runs = {label: [] for label in variants}
     for _ in range(args.repeats):  # interleaved, so a slow spell of the shared CPU hits every variant alike
         for label, (_, run) in compiled.items():
@@ -104,8 +91,6 @@ def main():
               + ", ".join(f"{r:.1f}" for r in runs[label]) + f" s; {_load()}")
     full = times["sweep, float32 learner"]
     print(f"float32 / float64 learner speed-up: {times['sweep, float64 learner'] / full:.2f}×")
-    print(f"{parts} slices at once / one slice: {times['sweep, float32, one slice'] / full:.2f}× the run-steps per "
-          f"second")
     print(f"fraction of run time in the probes (exact metrics and Lemma 1): "
           f"{1 - times['one probe per run, float32'] / full:.3f}; in the Lemma 1 terms alone: "
           f"{1 - times['no Lemma 1 terms, float32'] / full:.3f}")

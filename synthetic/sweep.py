@@ -133,35 +133,8 @@ def sweep_function(config):
 
     The compiled function takes the task as an argument and is cached on the run config alone, so sweeps that
     differ in their grid or in the task's arrays (another seed, another member of a family) share one compilation.
-    The seeds run in :func:`seed_parts` slices at once (:func:`in_parts`).
     """
-    return functools.partial(in_parts, functools.partial(compiled_grid(config.run_config()), config.make_task()))
-
-
-SEED_SLICES = 2
-"""Slices of the seeds a grid call runs at once (:func:`in_parts`): one per core of the 2-core machine the
-defaults are sized for. Fixed, not read off the machine, so a store's numbers do not depend on where it ran."""
-
-
-def seed_parts(n_seeds, slices=SEED_SLICES):
-    """How many equal slices of ``n_seeds`` seeds to run at once: the largest divisor of ``n_seeds`` that is at most
-    ``slices`` (equal slices share one compiled shape)."""
-    return max(k for k in range(1, min(slices, n_seeds) + 1) if n_seeds % k == 0)
-
-
-def in_parts(function, etas, tau, seeds, parts=None):
-    """``function(etas, tau, seeds)`` on ``parts`` (default :func:`seed_parts`) equal slices of the seeds, all
-    dispatched before any is awaited, joined along the seed axis as numpy arrays.
-
-    XLA's CPU programs run on one core (the engine's loops are sequential), but JAX dispatches asynchronously and
-    the CPU client runs separate executions on separate threads: two slices on the 2-core machine take about the
-    time of one (``benchmarks/bench_sweep.py``). Each run depends on its own seed alone, so the slices give the
-    numbers of the whole grid up to the last bits of some reductions (a vmap's width can change their order;
-    tested), and the same numbers on every call: the slicing is fixed (:data:`SEED_SLICES`).
-    """
-    parts = seed_parts(len(seeds)) if parts is None else parts
-    pending = [function(etas, tau, chunk) for chunk in jnp.split(jnp.asarray(seeds), parts)]
-    return jax.tree.map(lambda *chunks: np.concatenate([np.asarray(c) for c in chunks], axis=1), *pending)
+    return functools.partial(compiled_grid(config.run_config()), config.make_task())
 
 
 @functools.lru_cache(maxsize=8)

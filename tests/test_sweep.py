@@ -143,21 +143,3 @@ def test_cli_writes_a_store(repro, tmp_path):
                            "--no-progress")
     assert code == 0, err
     assert xr.open_dataset(tmp_path / "b.nc").sizes["tau"] == 2
-
-
-def test_seed_slices_run_at_once_give_the_whole_grid():
-    assert [sweep.seed_parts(n) for n in (1, 2, 3, 32)] == [1, 2, 1, 2]
-    assert [sweep.seed_parts(n, slices=16) for n in (12, 32, 7)] == [12, 16, 7]
-    config = dataclasses.replace(TINY, seeds=4, steps=10, exact_every=5)
-    function = sweep.sweep_function(config).args[0]  # the compiled grid on the task, before in_parts slices it
-    etas, seeds = np.asarray(config.etas), np.arange(config.seeds)
-    whole = jax.device_get(function(etas, 3, seeds))
-    for parts in (2, 4):
-        sliced = sweep.in_parts(function, etas, 3, seeds, parts)
-        assert set(sliced) == set(whole)
-        for name in whole:
-            assert sliced[name].shape == whole[name].shape and isinstance(sliced[name], np.ndarray)
-            np.testing.assert_allclose(sliced[name], whole[name], rtol=1e-12, atol=1e-14, err_msg=name)
-        again = sweep.in_parts(function, etas, 3, seeds, parts)
-        for name in whole:
-            np.testing.assert_array_equal(again[name], sliced[name], err_msg=name)
