@@ -15,6 +15,14 @@ counting (the same variant varies by ±20 % between runs on a shared 2-core mach
 
 Goal: the whole grid with Lemma 1 in ≤ 60 s on 2 cores. Every line prints the machine load: the CPU is shared,
 so compare ratios taken in one run, not times across runs.
+
+Measured 2026-12-02 with nothing else running (load avg 1.8: XLA's CPU runtime keeps both cores partly busy with
+one program, 180 % CPU): the float32 sweep compile 9.6 s + run 74.6 s = 84.2 s (34,327 run-steps/s; misses
+60 s), float64 122.1 s (1.51× slower), without the Lemma 1 terms 68.8 s, one probe per run 60.4 s: probes 30 %
+of run time, Lemma 1 terms 17 %. The previous engine measured 100.8 s (9.3 s + 91.5 s, 27,971 run-steps/s): the
+run is 1.23× faster from a group's prompt logits computed once in the batch gradient and the per-step train
+success visiting only the train prompts. Running the seeds as two slices at once was slower (0.8×: one program
+already keeps both cores busy).
 """
 
 import argparse
