@@ -9,16 +9,16 @@ start) on arithmetic prompts with the same shapes: B·n/τ completions of at mos
 clip ε = 0.2, no KL, AdamW at the same η. TRL draws B prompts × n completions
 and consumes them in τ slices (``steps_per_generation = τ``); so does ``llm/
 reuse`` (``reuse = slices``), while ``llm/ async`` draws B/τ prompts per learner
-step in a worker thread τ − 1 steps ahead (:class:`llm.sources.Async`). TRL
-runs at each of ``--trl-threads`` torch thread counts (default one and two, the cores llm/ async occupies),
-its fastest counts. Reported per engine, from the wall time of the whole run
+step in a worker thread τ − 1 steps ahead (:class:`llm.sources.Async`). Each
+engine runs at each of its torch thread counts (``--threads`` for llm/, ``--trl-threads`` for TRL; default one
+and two, the machine's cores), its fastest counts. Reported per engine, from the wall time of the whole run
 (rollouts + learner steps, model loading excluded), fastest of ``--repeats``
 interleaved runs:
 
 * learner steps per second;
 * generated completion tokens per second (tokens up to and including EOS).
 
-Run: ``python benchmarks/bench_llm_trl.py [--steps 32] [--shapes 1:4,4:4,4:32] [--threads 1]``.
+Run: ``python benchmarks/bench_llm_trl.py [--steps 32] [--shapes 1:4,4:4,4:32] [--threads 1,2]``.
 TRL runs offline on CPU (``HF_HUB_OFFLINE=1``, ``use_cpu=True``, no vLLM).
 """
 
@@ -92,6 +92,16 @@ def ours(shapes, model_and_tokenizer, pipeline="reuse"):
     return seconds, shapes.steps, sum(tokens)
 
 
+def on_threads(threads, function, *args):
+    """``function(*args)`` with ``threads`` torch threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return function(*args)
+    finally:
+        torch.set_num_threads(before)
+
+
 def trl(shapes, model_and_tokenizer, problems, threads):
     """``(seconds, learner steps, generated tokens)`` of TRL's GRPOTrainer on the given weights and threads."""
     from datasets import Dataset
@@ -136,10 +146,8 @@ def main():
     parser.add_argument("--shapes", default="1:4,4:4,4:32", help="comma list of TAU:MAX_NEW_TOKENS")
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--group", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of llm/")
-    parser.add_argument("--trl-threads", default="1,2",
-                        help="comma list of TRL's torch thread counts; its fastest counts (llm/ async runs a sampler "
-                             "and a learner thread)")
+    parser.add_argument("--threads", default="1,2", help="comma list of llm/'s torch thread counts")
+    parser.add_argument("--trl-threads", default="1,2", help="comma list of TRL's torch thread counts")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per engine; the fastest counts")
     a = parser.parse_args()
@@ -148,17 +156,17 @@ def main():
     for shape in shapes:
         if a.steps % shape.tau or a.prompts % shape.tau:
             parser.error(f"--steps and --prompts must be multiples of τ = {shape.tau}")
-    trl_threads = [int(n) for n in a.trl_threads.split(",")]
-    torch.set_num_threads(a.threads)
+    threads, trl_threads = ([int(n) for n in text.split(",")] for text in (a.threads, a.trl_threads))
     warnings.filterwarnings("ignore")
     weights = load(ModelConfig("tiny"), a.seed)
     print(f"tiny Llama, {sum(p.numel() for p in weights[1].parameters()):,} parameters; B = {a.prompts}, "
-          f"n = {a.group}, {a.steps} learner steps, {a.threads} thread(s), fastest of {a.repeats} interleaved runs")
-    print(f"{'shape':>14} {'engine':>16} {'seconds':>8} {'steps/s':>8} {'tokens/s':>9} {'tokens':>7}")
+          f"n = {a.group}, {a.steps} learner steps, fastest of {a.repeats} interleaved runs")
+    print(f"{'shape':>14} {'engine':>18} {'seconds':>8} {'steps/s':>8} {'tokens/s':>9} {'tokens':>7}")
     for shape in shapes:
         problems = Arithmetic().train(np.random.default_rng(a.seed), a.steps // shape.tau * a.prompts)
-        engines = {"llm/ reuse": lambda w: ours(shape, w),
-                   **({"llm/ async": lambda w: ours(shape, w, "async")} if shape.tau > 1 else {}),
+        pipelines = ("reuse", "async") if shape.tau > 1 else ("reuse",)
+        engines = {**{f"llm/ {p} {n} thr.": lambda w, p=p, n=n: on_threads(n, ours, shape, w, p)
+                      for p in pipelines for n in threads},
                    **{f"TRL {n} thread(s)": lambda w, n=n: trl(shape, w, problems, n) for n in trl_threads}}
         runs = {name: [] for name in engines}
         for _ in range(a.repeats):  # interleaved, so load from other processes hits both engines alike
@@ -169,10 +177,10 @@ def main():
             seconds, steps, tokens = min(found, key=lambda r: r[0])  # the fastest of the repeats
             rates[name] = (steps / seconds, tokens / seconds)
             label = f"τ={shape.tau}, L≤{shape.max_new_tokens}"
-            print(f"{label:>14} {name:>16} {seconds:8.2f} {steps / seconds:8.2f} {tokens / seconds:9.1f} {tokens:7d}")
+            print(f"{label:>14} {name:>18} {seconds:8.2f} {steps / seconds:8.2f} {tokens / seconds:9.1f} {tokens:7d}")
         best = lambda prefix: max(r for name, r in rates.items() if name.startswith(prefix))  # noqa: E731
         ours_rate, trl_rate = best("llm/"), best("TRL")
-        print(f"{'':>14} {'best ÷ best':>16} {'':>8} {ours_rate[0] / trl_rate[0]:7.2f}× "
+        print(f"{'':>14} {'best ÷ best':>18} {'':>8} {ours_rate[0] / trl_rate[0]:7.2f}× "
               f"{ours_rate[1] / trl_rate[1]:8.2f}×  (target ≥ 2× learner steps/s)", flush=True)
 
 
