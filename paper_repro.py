@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from llm.tasks import SHOT_FORMATS
 from results import StoreError
 
 app = typer.Typer(
@@ -303,7 +304,7 @@ LlmOptimizer = enum.Enum("LlmOptimizer", {"adamw": "adamw", "sgd": "sgd"})
 LlmReuse = enum.Enum("LlmReuse", {"whole": "whole", "slices": "slices"})
 LlmPipeline = enum.Enum("LlmPipeline", {"reuse": "reuse", "async": "async"})
 LlmSize = enum.Enum("LlmSize", {"small": "small", "medium": "medium"})
-ShotFormat = enum.Enum("ShotFormat", {"equation": "equation", "question": "question"})
+ShotFormat = enum.Enum("ShotFormat", {name: name for name in SHOT_FORMATS})
 
 
 def _given(kind, help_text):

@@ -128,12 +128,9 @@ def trl(shapes, model_and_tokenizer, problems, threads):
         trainer = GRPOTrainer(model=model, reward_funcs=arithmetic_reward, args=args, train_dataset=dataset,
                               processing_class=tokenizer)
         trainer.remove_callback(PrinterCallback)  # its per-step log dicts would bury the comparison
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
         start = time.perf_counter()
-        trainer.train()
+        on_threads(threads, trainer.train)
         seconds = time.perf_counter() - start
-        torch.set_num_threads(before)
         # logged once per rollout batch: the mean completion length (EOS included, as in our completion mask)
         lengths = [entry["completions/mean_length"] for entry in trainer.state.log_history
                    if "completions/mean_length" in entry]

@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Literal
 
+from llm.tasks import SHOT_FORMATS
+
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 """Weight files that ``torch.load`` unpickles: loading one can run code stored in it."""
 
@@ -93,7 +95,7 @@ class TaskConfig:
             raise ValueError("task gsm8k needs a JSONL file (--data)")
         _at_least("heldout", self.heldout, 1)
         _at_least("shots", self.shots, 0)
-        _one_of("shot format", self.shot_format, ("equation", "question"))
+        _one_of("shot format", self.shot_format, tuple(SHOT_FORMATS))
 
 
 @dataclasses.dataclass(frozen=True)

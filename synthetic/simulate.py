@@ -108,14 +108,15 @@ def success(task, theta, weights, train=False):
     accepted pairs are visited: the same sum without its zero terms.
     """
     policy = task.problem.policy
-    prompts, pairs = (task.train_prompts, task.train_pairs) if train and task.train_prompts is not None else (None, None)
-    accept_prompts, accept_ids, gain = ((task.accept_prompts, task.accept_ids, task.accept_gain) if pairs is None else
-                                        (task.accept_prompts[pairs], task.accept_ids[pairs], task.accept_gain[pairs]))
+    live, accept_prompts, accept_ids, gain = None, task.accept_prompts, task.accept_ids, task.accept_gain
+    if train and task.train_prompts is not None:
+        live, pairs = task.train_prompts, task.train_pairs
+        accept_prompts, accept_ids, gain = accept_prompts[pairs], accept_ids[pairs], gain[pairs]
     accepted = gain * jnp.exp(policy.sequence_logp(theta, accept_prompts, accept_ids))
     value = jnp.sum(weights[accept_prompts] * accepted)
     if task.ended_reward:
-        live = weights if prompts is None else weights[prompts]
-        value = value + task.ended_reward * jnp.sum(live * (1.0 - truncation(task, theta, prompts)))
+        ended = weights if live is None else weights[live]
+        value = value + task.ended_reward * jnp.sum(ended * (1.0 - truncation(task, theta, live)))
     return value
 
 
