@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from llm.decoder import decoder, positions
 from llm.tasks import reward
 
 
@@ -42,11 +43,6 @@ class Batch:
                      self.rewards[groups], self.version)
 
 
-def positions(attention_mask):
-    """Position ids that start at 0 on the first real token of a left-padded row."""
-    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
-
-
 def token_logprobs(model, input_ids, attention_mask, completion_length, temperature=1.0):
     """[N, L] log-probs of the last ``completion_length`` tokens under ``model`` at ``temperature``."""
     # logits at the completion's positions only: over a long prompt the full [N, P + L, V] tensor (V ≈ 50–130 k)
@@ -69,24 +65,20 @@ def generate(model, tokenizer, prompts, max_new_tokens, temperature, generator, 
     device = next(model.parameters()).device
     encoded = tokenizer(prompts, padding=True, return_tensors="pt", add_special_tokens=False).to(device)
     ids, mask = encoded.input_ids, encoded.attention_mask
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=True, logits_to_keep=1)
-    cache, logits = out.cache, out.logits[:, -1].float().repeat_interleave(repeats, dim=0)
-    if repeats > 1:
-        cache.batch_repeat_interleave(repeats)
-        ids, mask = ids.repeat_interleave(repeats, dim=0), mask.repeat_interleave(repeats, dim=0)
+    forward = decoder(model, ids, mask, max_new_tokens, repeats)
+    ids, mask = ids.repeat_interleave(repeats, dim=0), mask.repeat_interleave(repeats, dim=0)
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=device)
+    decoding = torch.arange(ids.shape[0], device=device)  # the rows the decoder still holds, in its order
     new = []
     for step in range(max_new_tokens):
-        if step:
-            out = model(input_ids=ids[:, -1:], attention_mask=mask, position_ids=positions(mask)[:, -1:],
-                        cache=cache, use_cache=True)
-            cache, logits = out.cache, out.logits[:, -1].float()
+        logits = forward.step(ids[decoding, -1]) if step else forward.prefill()
         if not torch.isfinite(logits).all():
             raise FloatingPointError("the policy's logits are not finite")
         if temperature == 0:
-            token = logits.argmax(-1)
+            drawn = logits.argmax(-1)
         else:
-            token = torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=generator)[:, 0]
+            drawn = torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=generator)[:, 0]
+        token = torch.full_like(done, tokenizer.pad_token_id, dtype=ids.dtype).index_copy(0, decoding, drawn)
         token = torch.where(done, tokenizer.pad_token_id, token)
         new.append(~done)
         mask = torch.cat([mask, (~done).long()[:, None]], dim=1)
@@ -94,6 +86,10 @@ def generate(model, tokenizer, prompts, max_new_tokens, temperature, generator, 
         done = done | (token == tokenizer.eos_token_id)
         if done.all():
             break
+        finished = done[decoding]
+        if 4 * int(finished.sum()) >= len(decoding):  # a quarter of the held rows finished: stop computing them
+            forward.keep(~finished)
+            decoding = decoding[~finished]
     return ids, mask, torch.stack(new, dim=1).long()
 
 

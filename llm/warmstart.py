@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 
-from llm.rollout import accuracy, positions
+from llm.decoder import positions
+from llm.rollout import accuracy
 from results.store import config_json
 
 CHECK_EVERY = 5
