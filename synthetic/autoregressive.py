@@ -72,7 +72,8 @@ class EndTokenPolicy:
     offsets: jax.Array
     """``e_j [L, 1]``: fixed end offsets."""
     selector: jax.Array
-    """``[Y, K]`` 0/1: which context-table entries (position, previous token, token) answer y uses."""
+    """``[Y, K]`` 0/1: which entries (position, previous token, token) of the :func:`reachable` contexts answer y
+    uses."""
     tokens: jax.Array
     """``[Y, L]`` token ids (pad = EOS)."""
     prev: jax.Array
@@ -105,7 +106,8 @@ class EndTokenPolicy:
 
     def logp(self, theta):
         """``log π_θ(y|x)``, the exact ``[P, Y]`` table."""
-        context = along_tokens(jax.nn.log_softmax, self.context_logits(theta))  # every next-token log-prob answers use
+        logits = reachable(self.context_logits(theta), self.vocab)  # the contexts answers reach
+        context = along_tokens(jax.nn.log_softmax, logits)  # every next-token log-prob answers use
         return context.reshape(context.shape[0], -1) @ self.selector.T
 
     def truncation(self, theta, prompt_ids=None):
@@ -203,6 +205,15 @@ class EndTokenPolicy:
         return (self.first_id[count] + digits).reshape(shape), logp.reshape(shape)
 
 
+def reachable(context, vocab):
+    """The rows ``[P, 1 + (L−1)V, V+1]`` of a context table ``[P, L, V+2, V+1]`` that answers reach: position 0
+    after BOS, every later position after a content token (never after BOS or EOS). Half the table's rows, so
+    half the selector product of :meth:`EndTokenPolicy.logp` (and of each backward pass through it)."""
+    n_prompts, max_len = context.shape[:2]
+    later = context[:, 1:, :vocab].reshape(n_prompts, (max_len - 1) * vocab, vocab + 1)
+    return jnp.concatenate([context[:, :1, vocab + 1], later], axis=1)
+
+
 def make_policy(answers, prompt_features, vocab, end_offsets):
     """The :class:`EndTokenPolicy` over ``answers``; ``end_offsets`` are the fixed ``e_j``, one per position."""
     n_tokens, bos = vocab + 1, vocab + 1
@@ -216,10 +227,12 @@ def make_policy(answers, prompt_features, vocab, end_offsets):
     selector = np.zeros((n_answers, max_len, vocab + 2, n_tokens))
     y, j = np.nonzero(emitted)
     selector[y, j, prev[y, j], tokens[y, j]] = 1.0
+    if selector.sum() != np.asarray(reachable(selector, vocab)).sum():
+        raise ValueError("an answer uses a context that reachable() leaves out")
     return EndTokenPolicy(
         features=jnp.asarray(prompt_features, dtype=float),
         offsets=jnp.asarray(end_offsets, dtype=float).reshape(max_len, 1),
-        selector=jnp.asarray(selector.reshape(n_answers, -1)),
+        selector=jnp.asarray(reachable(selector, vocab).reshape(n_answers, -1)),
         tokens=jnp.asarray(tokens),
         prev=jnp.asarray(prev),
         emitted=jnp.asarray(emitted),

@@ -157,3 +157,22 @@ def test_flat_row_paths_equal_a_per_answer_reference(dtype, scale):
     truncated = np.exp(reference) @ answers.truncated.astype(float)
     np.testing.assert_allclose(low.truncation(theta), truncated, rtol=1e-10 if dtype == "float64" else 1e-5,
                                atol=1e-300 if dtype == "float64" else 1e-30)
+
+
+@pytest.mark.parametrize("vocab, max_len", [(3, 4), (2, 1)])
+def test_the_reachable_contexts_give_the_full_tables_product(vocab, max_len):
+    """logp's selector product over the reachable contexts equals the product over the whole context table (the
+    previous computation) in float64, and every answer's entries are among them."""
+    answers = autoregressive.enumerate_answers(vocab, max_len)
+    policy = autoregressive.make_policy(answers, np.random.default_rng(9).normal(size=(6, 3)), vocab,
+                                        end_offsets=np.linspace(-1.0, 1.0, max_len))
+    theta = 3.0 * jax.random.normal(jax.random.PRNGKey(9), (autoregressive.n_params(vocab, max_len, 3),))
+    tokens = np.asarray(answers.tokens)
+    prev = np.concatenate([np.full((len(tokens), 1), vocab + 1), tokens[:, :-1]], axis=1)
+    full = np.zeros((len(tokens), max_len, vocab + 2, vocab + 1))
+    y, j = np.nonzero(np.arange(max_len)[None] < np.asarray(answers.length)[:, None])
+    full[y, j, prev[y, j], tokens[y, j]] = 1.0
+    context = jax.nn.log_softmax(policy.context_logits(theta), axis=-1)
+    expected = np.asarray(context).reshape(6, -1) @ full.reshape(len(tokens), -1).T
+    assert policy.selector.shape[1] == (vocab + 1) * (1 + (max_len - 1) * vocab) < full[0].size
+    np.testing.assert_allclose(policy.logp(theta), expected, rtol=1e-14, atol=1e-14)
