@@ -87,6 +87,10 @@ class EndTokenPolicy:
     vocab: int = dataclasses.field(**STATIC)
     max_len: int = dataclasses.field(**STATIC)
 
+    def on_prompts(self, prompt_ids):
+        """The same policy on the prompts ``prompt_ids`` alone (their features)."""
+        return dataclasses.replace(self, features=self.features[prompt_ids])
+
     def blocks(self, theta):
         """``T [V+2, V+1]``, ``Q [L, V+1]`` (end column e_j) and ``W [k, V+1]`` (end column 0)."""
         vocab, max_len, n_tokens = self.vocab, self.max_len, self.vocab + 1

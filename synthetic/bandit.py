@@ -46,6 +46,10 @@ class TablePolicy:
 class TabularPolicy(TablePolicy):
     """Single prompt, ``π = softmax(θ)``."""
 
+    def on_prompts(self, prompt_ids):
+        """Itself: its one prompt is the only one ``prompt_ids`` can name."""
+        return self
+
     def logp(self, theta):
         """``log softmax(θ)`` as a ``[1, K]`` table."""
         return jax.nn.log_softmax(theta)[None, :]
@@ -62,6 +66,10 @@ class LogLinearPolicy(TablePolicy):
     """``π(a|x) = softmax_a(φ(x, a)·θ)`` with fixed features ``[P, K, d]``."""
 
     features: jax.Array
+
+    def on_prompts(self, prompt_ids):
+        """The same policy on the prompts ``prompt_ids`` alone (their features)."""
+        return dataclasses.replace(self, features=self.features[prompt_ids])
 
     def logp(self, theta):
         """``log softmax_a(φ(x, a)·θ)`` ``[P, K]``."""

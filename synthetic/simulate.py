@@ -77,17 +77,23 @@ class SimTask:
     those (graded: 48 of 64)."""
     train_pairs: jax.Array | None = None
     """``[A_train]`` the accepted pairs whose prompt has positive train weight (none: every pair)."""
+    val_prompts: jax.Array | None = None
+    """``[P_val]`` the prompts of positive held-out weight (none: every prompt): ``val_reward`` visits only those
+    (graded: 16 of 64)."""
+    val_pairs: jax.Array | None = None
+    """``[A_val]`` the accepted pairs whose prompt has positive held-out weight (none: every pair)."""
 
     @classmethod
     def from_problem(cls, problem, theta_0, val_weights=None, name="task", ended_reward=0.0):
         """A task whose accepted answers are read off the reward table (held-out prompts: the train ones)."""
         prompts, ids = np.nonzero(np.asarray(problem.reward) > ended_reward)
         gain = np.asarray(problem.reward)[prompts, ids] - ended_reward
-        live = np.asarray(problem.prompt_weights) > 0
-        return cls(problem, jnp.asarray(theta_0, float),
-                   problem.prompt_weights if val_weights is None else jnp.asarray(val_weights),
-                   jnp.asarray(prompts), jnp.asarray(ids), jnp.asarray(gain), ended_reward, name,
-                   jnp.asarray(np.flatnonzero(live)), jnp.asarray(np.flatnonzero(live[prompts])))
+        val_weights = problem.prompt_weights if val_weights is None else jnp.asarray(val_weights)
+        live, held_out = np.asarray(problem.prompt_weights) > 0, np.asarray(val_weights) > 0
+        return cls(problem, jnp.asarray(theta_0, float), val_weights, jnp.asarray(prompts), jnp.asarray(ids),
+                   jnp.asarray(gain), ended_reward, name, jnp.asarray(np.flatnonzero(live)),
+                   jnp.asarray(np.flatnonzero(live[prompts])), jnp.asarray(np.flatnonzero(held_out)),
+                   jnp.asarray(np.flatnonzero(held_out[prompts])))
 
     def check(self):
         """Raise if the reward table is not of the form the fast ``success`` assumes."""
@@ -95,22 +101,26 @@ class SimTask:
         expected = np.full(table.shape, self.ended_reward)
         if hasattr(policy, "truncated"):
             expected[:, np.asarray(policy.truncated)] = 0.0
-        np.add.at(expected, (np.asarray(self.accept_prompts), np.asarray(self.accept_ids)), np.asarray(self.accept_gain))
+        np.add.at(expected, (np.asarray(self.accept_prompts), np.asarray(self.accept_ids)),
+                  np.asarray(self.accept_gain))
         if not np.allclose(expected, table, atol=1e-12):
             raise ValueError(f"task {self.name}: reward table is not ended_reward + accepted gains")
         return self
 
 
-def success(task, theta, weights, train=False):
+def success(task, theta, weights, split=None):
     """Exact expected reward ``Σ_x w_x Σ_y π_θ(y|x) r̄(x, y)``, from the accepted answers and the truncation.
 
-    ``train``: ``weights`` vanish outside ``task.train_prompts`` (the train weights), so only those prompts and their
-    accepted pairs are visited: the same sum without its zero terms.
+    ``split`` (``"train"`` or ``"val"``): ``weights`` vanish outside that split's prompts (``task.train_prompts``,
+    ``task.val_prompts``), so only those prompts and their accepted pairs are visited: the same sum without its zero
+    terms.
     """
     policy = task.problem.policy
     live, accept_prompts, accept_ids, gain = None, task.accept_prompts, task.accept_ids, task.accept_gain
-    if train and task.train_prompts is not None:
-        live, pairs = task.train_prompts, task.train_pairs
+    prompts, pairs = {"train": (task.train_prompts, task.train_pairs), "val": (task.val_prompts, task.val_pairs),
+                      None: (None, None)}[split]
+    if prompts is not None:
+        live = prompts
         accept_prompts, accept_ids, gain = accept_prompts[pairs], accept_ids[pairs], gain[pairs]
     accepted = gain * jnp.exp(policy.sequence_logp(theta, accept_prompts, accept_ids))
     value = jnp.sum(weights[accept_prompts] * accepted)
@@ -157,7 +167,8 @@ class RunConfig:
     trajectory: bool = False
     """Also return θ_t at every step (``theta``, ``[T, d]``): for small tasks and tests."""
     learner_dtype: str = "float64"
-    """Precision of the learner loop (``float32``: 1.4× faster steps, measured); the probes always run in the task's own."""
+    """Precision of the learner loop (``float32``: 1.4× faster steps, measured); the probes always run in the task's
+    own."""
 
     def __post_init__(self):
         for name, allowed in (("optimizer", ("sgd", "adam")), ("reuse", ("whole", "slices")),
@@ -279,7 +290,7 @@ def learner_step(task, config, eta, tau, carry, t):
     metrics.update(
         # a diverged θ is a collapse (§6): its reward is NaN from the first non-finite step on
         reward=jnp.where(finite, metrics["reward"], jnp.nan),
-        success=success(task, carry.theta, task.problem.prompt_weights, train=True),
+        success=success(task, carry.theta, task.problem.prompt_weights, split="train"),
         theta_proj=project(carry.theta - task.theta_0, PROJECTIONS).astype(jnp.float32),
         batch_cos=jnp.where(cycle_end & (t >= tau), cosine(cycle_sum, carry.prev_cycle_sum), jnp.nan),
         staleness=jnp.asarray(staleness, dtype=float),
@@ -297,14 +308,25 @@ PROBES = ("val_reward", "kl_ref", "trunc_prob", "bias_norm", "bias_bound", "bias
 """Population metrics recorded once per block (all but the first four only with ``lemma1``)."""
 
 
+def train_problem(task):
+    """The GRPO problem on its train prompts alone (``task.train_prompts``): every population quantity of (3), (13),
+    (16)–(17) weighs prompt x by w_x, and G (7) maxes over prompts of w_x > 0, so the held-out prompts (w_x = 0) add
+    nothing but work (graded: 48 of 64 prompts)."""
+    problem, prompts = task.problem, task.train_prompts
+    if prompts is None:
+        return problem
+    return dataclasses.replace(problem, policy=problem.policy.on_prompts(prompts), reward=problem.reward[prompts],
+                               prompt_weights=problem.prompt_weights[prompts])
+
+
 def probe(task, config, theta, beta):
     """The population metrics of (θ_t, β_t): held-out success, KL to θ_0, truncation, exact bias and both splits'
-    bounds with their terms (docs/substrate.md)."""
-    problem = task.problem
+    bounds with their terms (docs/substrate.md), each over the prompts it weighs only."""
+    problem = train_problem(task)
     metrics = {
-        "val_reward": success(task, theta, task.val_weights),
+        "val_reward": success(task, theta, task.val_weights, split="val"),
         "kl_ref": exact_kl(problem.logp(theta), problem.logp(task.theta_0), problem.prompt_weights),
-        "trunc_prob": jnp.sum(problem.prompt_weights * truncation(task, theta)),
+        "trunc_prob": jnp.sum(problem.prompt_weights * truncation(task, theta, task.train_prompts)),
     }
     if not config.lemma1:
         metrics["bias_norm"] = l2_norm(staleness_bias(problem, theta, beta)[0])

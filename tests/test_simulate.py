@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from synthetic.exact import surrogate_gradient
-from synthetic.simulate import (RunConfig, in_precision, initial_carry, learner_step, run, sample_batch, success,
-                                truncation)
+from synthetic.constants import lemma1_bound_at
+from synthetic.exact import exact_kl, surrogate_gradient
+from synthetic.simulate import (RunConfig, in_precision, initial_carry, learner_step, probe, run, sample_batch,
+                                success, truncation)
 from synthetic.tasks import make_task
 from theory.metrics import PROJECTIONS, project
 
@@ -94,11 +95,38 @@ def test_train_success_visits_only_the_train_prompts_and_equals_the_full_sum(nam
     assert len(task.train_prompts) < len(weights), "the held-out prompts are skipped"
     theta = task.theta_0 + 0.3 * jax.random.normal(jax.random.PRNGKey(2), task.theta_0.shape)
     full = success(task, theta, task.problem.prompt_weights)
-    np.testing.assert_allclose(success(task, theta, task.problem.prompt_weights, train=True), full, rtol=1e-12)
+    np.testing.assert_allclose(success(task, theta, task.problem.prompt_weights, split="train"), full, rtol=1e-12)
     untagged = dataclasses.replace(task, train_prompts=None, train_pairs=None)  # a task built without them
-    np.testing.assert_allclose(success(untagged, theta, task.problem.prompt_weights, train=True), full, rtol=1e-12)
+    np.testing.assert_allclose(success(untagged, theta, task.problem.prompt_weights, split="train"), full,
+                               rtol=1e-12)
     np.testing.assert_allclose(truncation(task, theta, task.train_prompts),
                                np.asarray(truncation(task, theta))[np.asarray(task.train_prompts)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["graded", "contextual", "bandit"])
+def test_the_probes_visit_only_the_prompts_they_weigh_and_equal_the_full_sums(name):
+    """val_reward over the held-out prompts, and kl_ref, trunc_prob, the exact bias and both bounds' terms over the
+    train problem, against the same quantities over every prompt (the previous computation), in float64."""
+    task = make_task(name)
+    if name != "bandit":
+        np.testing.assert_array_equal(task.val_prompts, np.flatnonzero(np.asarray(task.val_weights) > 0))
+        assert len(task.val_prompts) < len(task.val_weights)
+    keys = jax.random.split(jax.random.PRNGKey(11), 3)
+    pairs = [(task.theta_0 + scale * jax.random.normal(keys[0], task.theta_0.shape),
+              task.theta_0 + scale * jax.random.normal(keys[1], task.theta_0.shape)) for scale in (0.3, 3.0)]
+    problem = task.problem
+    for theta, beta in pairs:
+        metrics = probe(task, BANDIT, theta, beta)
+        np.testing.assert_allclose(metrics["val_reward"], success(task, theta, task.val_weights), rtol=1e-12)
+        np.testing.assert_allclose(metrics["kl_ref"], exact_kl(problem.logp(theta), problem.logp(task.theta_0),
+                                                               problem.prompt_weights), rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(metrics["trunc_prob"], jnp.sum(problem.prompt_weights * truncation(task, theta)),
+                                   rtol=1e-12, atol=1e-300)
+        full = lemma1_bound_at(problem, theta, beta)
+        for name_, value in (("bias_norm", full.bias_norm), ("bias_bound", full.bound),
+                             ("bias_bound_alt", full.bound_alt), ("probe_G", full.G), ("probe_G_on", full.G_on),
+                             ("probe_tv", full.tv), ("probe_gap", full.gap), ("probe_gap_beta", full.gap_beta)):
+            np.testing.assert_allclose(metrics[name_], value, rtol=1e-10, atol=1e-15, err_msg=name_)
 
 
 def test_noisy_rewards_success_includes_every_ended_answer():
