@@ -23,6 +23,18 @@ of run time, Lemma 1 terms 17 %. The previous engine measured 100.8 s (9.3 s + 9
 run is 1.23× faster from a group's prompt logits computed once in the batch gradient and the per-step train
 success visiting only the train prompts. Running the seeds as two slices at once was slower (0.8×: one program
 already keeps both cores busy).
+
+Then the probes, each change timed against the previous engine interleaved in one process (process CPU time of the
+probe of 256 runs): logp's selector product over the 40 reachable contexts instead of all 80, 1.12×; every probe
+metric over the prompts it weighs only (val_reward the 16 held-out ones, the rest the 48 train ones), 1.28×. On
+the issue's grid, each τ old and new engine alternately, one pass each with another job on the cores (load avg
+2.7–3.8): the run 1.11× faster, every learner metric bit for bit unchanged and every verdict of the analysis the
+same. This benchmark, rerun 2026-12-02 with that job still running (load avg 2.3 at the start, 1.7 at the end),
+measured the float32 sweep at compile 8.1 s + run 72.2 s = 80.3 s (misses 60 s), float64 123.5 s, without the
+Lemma 1 terms 84.6 s and with one probe per run 77.3 s: under that load the variants' runs spread by more than the
+probes' share (the Lemma 1 share came out negative), so it does not resolve the probes' fraction of run time.
+Even with no probes at all the idle run took 50.8 s + 9.6 s compile: the probes alone cannot bring the grid under
+60 s.
 """
 
 import argparse
