@@ -11,14 +11,16 @@ and consumes them in τ slices (``steps_per_generation = τ``); so does ``llm/
 reuse`` (``reuse = slices``), while ``llm/ async`` draws B/τ prompts per learner
 step in a worker thread τ − 1 steps ahead (:class:`llm.sources.Async`). Each
 engine runs at each of its torch thread counts (``--threads`` for llm/, ``--trl-threads`` for TRL; default one
-and two, the machine's cores), its fastest counts. Reported per engine, from the wall time of the whole run
+and two, the machine's cores), TRL also with its gradient checkpointing on (its GRPO default) and off, and each
+engine's fastest counts. Reported per engine, from the wall time of the whole run
 (rollouts + learner steps, model loading excluded), fastest of ``--repeats``
 interleaved runs:
 
 * learner steps per second;
 * generated completion tokens per second (tokens up to and including EOS).
 
-Run: ``python benchmarks/bench_llm_trl.py [--steps 32] [--shapes 1:4,4:4,4:32] [--threads 1,2]``.
+Run: ``python benchmarks/bench_llm_trl.py [--steps 32] [--shapes 1:4,4:4,4:32] [--threads 1,2]
+[--trl-checkpointing on,off]``.
 TRL runs offline on CPU (``HF_HUB_OFFLINE=1``, ``use_cpu=True``, no vLLM).
 """
 
@@ -102,8 +104,9 @@ def on_threads(threads, function, *args):
         torch.set_num_threads(before)
 
 
-def trl(shapes, model_and_tokenizer, problems, threads):
-    """``(seconds, learner steps, generated tokens)`` of TRL's GRPOTrainer on the given weights and threads."""
+def trl(shapes, model_and_tokenizer, problems, threads, checkpointing):
+    """``(seconds, learner steps, generated tokens)`` of TRL's GRPOTrainer on the given weights and threads, with
+    gradient checkpointing on (TRL's default for GRPO) or off."""
     from datasets import Dataset
     from trl import GRPOConfig as TRLConfig
     from transformers import PrinterCallback
@@ -124,7 +127,7 @@ def trl(shapes, model_and_tokenizer, problems, threads):
                          num_generations=shapes.group, max_completion_length=shapes.max_new_tokens,
                          temperature=1.0, epsilon=0.2, beta=0.0, loss_type="grpo", num_iterations=1,
                          lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.01,
-                         dataloader_num_workers=0)
+                         dataloader_num_workers=0, gradient_checkpointing=checkpointing)
         trainer = GRPOTrainer(model=model, reward_funcs=arithmetic_reward, args=args, train_dataset=dataset,
                               processing_class=tokenizer)
         trainer.remove_callback(PrinterCallback)  # its per-step log dicts would bury the comparison
@@ -145,6 +148,8 @@ def main():
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--threads", default="1,2", help="comma list of llm/'s torch thread counts")
     parser.add_argument("--trl-threads", default="1,2", help="comma list of TRL's torch thread counts")
+    parser.add_argument("--trl-checkpointing", default="on,off",
+                        help="TRL's gradient checkpointing: on (its GRPO default), off, or both")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per engine; the fastest counts")
     a = parser.parse_args()
@@ -154,17 +159,21 @@ def main():
         if a.steps % shape.tau or a.prompts % shape.tau:
             parser.error(f"--steps and --prompts must be multiples of τ = {shape.tau}")
     threads, trl_threads = ([int(n) for n in text.split(",")] for text in (a.threads, a.trl_threads))
+    checkpointing = a.trl_checkpointing.split(",")
+    if not set(checkpointing) <= {"on", "off"}:
+        parser.error(f"--trl-checkpointing takes on and/or off, not {a.trl_checkpointing!r}")
     warnings.filterwarnings("ignore")
     weights = load(ModelConfig("tiny"), a.seed)
     print(f"tiny Llama, {sum(p.numel() for p in weights[1].parameters()):,} parameters; B = {a.prompts}, "
           f"n = {a.group}, {a.steps} learner steps, fastest of {a.repeats} interleaved runs")
-    print(f"{'shape':>14} {'engine':>18} {'seconds':>8} {'steps/s':>8} {'tokens/s':>9} {'tokens':>7}")
+    print(f"{'shape':>14} {'engine':>20} {'seconds':>8} {'steps/s':>8} {'tokens/s':>9} {'tokens':>7}")
     for shape in shapes:
         problems = Arithmetic().train(np.random.default_rng(a.seed), a.steps // shape.tau * a.prompts)
         pipelines = ("reuse", "async") if shape.tau > 1 else ("reuse",)
         engines = {**{f"llm/ {p} {n} thr.": lambda w, p=p, n=n: on_threads(n, ours, shape, w, p)
                       for p in pipelines for n in threads},
-                   **{f"TRL {n} thread(s)": lambda w, n=n: trl(shape, w, problems, n) for n in trl_threads}}
+                   **{f"TRL {n} thr. ckpt {c}": lambda w, n=n, c=c: trl(shape, w, problems, n, c == "on")
+                      for n in trl_threads for c in checkpointing}}
         runs = {name: [] for name in engines}
         for _ in range(a.repeats):  # interleaved, so load from other processes hits both engines alike
             for name, run in engines.items():
@@ -174,10 +183,10 @@ def main():
             seconds, steps, tokens = min(found, key=lambda r: r[0])  # the fastest of the repeats
             rates[name] = (steps / seconds, tokens / seconds)
             label = f"τ={shape.tau}, L≤{shape.max_new_tokens}"
-            print(f"{label:>14} {name:>18} {seconds:8.2f} {steps / seconds:8.2f} {tokens / seconds:9.1f} {tokens:7d}")
+            print(f"{label:>14} {name:>20} {seconds:8.2f} {steps / seconds:8.2f} {tokens / seconds:9.1f} {tokens:7d}")
         best = lambda prefix: max(r for name, r in rates.items() if name.startswith(prefix))  # noqa: E731
         ours_rate, trl_rate = best("llm/"), best("TRL")
-        print(f"{'':>14} {'best ÷ best':>18} {'':>8} {ours_rate[0] / trl_rate[0]:7.2f}× "
+        print(f"{'':>14} {'best ÷ best':>20} {'':>8} {ours_rate[0] / trl_rate[0]:7.2f}× "
               f"{ours_rate[1] / trl_rate[1]:8.2f}×  (target ≥ 2× learner steps/s)", flush=True)
 
 
