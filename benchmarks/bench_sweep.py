@@ -29,12 +29,12 @@ probe of 256 runs): logp's selector product over the 40 reachable contexts inste
 metric over the prompts it weighs only (val_reward the 16 held-out ones, the rest the 48 train ones), 1.28×. On
 the issue's grid, each τ old and new engine alternately, one pass each with another job on the cores (load avg
 2.7–3.8): the run 1.11× faster, every learner metric bit for bit unchanged and every verdict of the analysis the
-same. This benchmark, rerun 2026-12-02 with that job still running (load avg 2.3 at the start, 1.7 at the end),
-measured the float32 sweep at compile 8.1 s + run 72.2 s = 80.3 s (misses 60 s), float64 123.5 s, without the
-Lemma 1 terms 84.6 s and with one probe per run 77.3 s: under that load the variants' runs spread by more than the
-probes' share (the Lemma 1 share came out negative), so it does not resolve the probes' fraction of run time.
-Even with no probes at all the idle run took 50.8 s + 9.6 s compile: the probes alone cannot bring the grid under
-60 s.
+same. Rerun 16:28–16:40 with nothing else on the machine (load avg 0.9 at the start, 1.8 at the end), on a
+machine then about 1.25× slower than in the morning (compile 12.0 s against 9.6 s, the float64 run 139.9 s against
+≈ 113 s): the float32 sweep compile 12.0 s + run 89.6 s = 101.6 s (28,558 run-steps/s; misses 60 s), float64
+151.8 s, without the Lemma 1 terms run 83.4 s, one probe per run run 77.3 s: **probes 13.8 % of run time (30 %
+before), Lemma 1 terms 7.0 % (17 %)**. The run with a single probe per run is the learner's floor: the probes
+alone cannot bring the grid under 60 s.
 """
 
 import argparse
