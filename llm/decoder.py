@@ -3,10 +3,10 @@
 :class:`LlamaDecoder` writes a Llama layer (RMSNorm, rotary attention with grouped heads, SwiGLU) as about twenty
 tensor operations on the model's own weights, into a cache allocated once per call. A decode step of a small policy
 on a CPU costs mostly its per-operation overhead, and transformers' general forward (mask building, cache objects,
-module hooks) adds to it: the tiny Llama's decode step ran 1.3–1.4× faster here at 16–64 rows. Any other architecture decodes
-through :class:`ModelDecoder`, the model's own forward. Only sampling reads these logits: the behaviour, learner
-and reference log-probs come from the model's forward (:func:`llm.rollout.token_logprobs`), so no importance ratio
-depends on which decoder drew the tokens.
+module hooks) adds to it: the tiny Llama's decode step ran 1.3–1.4× faster here at 16–64 rows. Any other
+architecture decodes through :class:`ModelDecoder`, the model's own forward. Only sampling reads these logits:
+the behaviour, learner and reference log-probs come from the model's forward (:func:`llm.rollout.token_logprobs`),
+so no importance ratio depends on which decoder drew the tokens.
 
 Both decoders let the caller drop finished rows (``keep``), so a batch whose samples end at different lengths
 stops paying for the ended ones.

@@ -59,7 +59,8 @@ def generate(model, tokenizer, prompts, max_new_tokens, temperature, generator, 
     """Sample ``repeats`` completions of each prompt (``temperature = 0``: greedy), with a KV cache.
 
     Each prompt is encoded once and its cache repeated ``repeats`` times (a group shares its prompt, so a
-    long few-shot prompt costs one prefill, not n). Returns ``(input_ids, attention_mask, completion_mask)``
+    long few-shot prompt costs one prefill, not n); the decoder (:func:`llm.decoder.decoder`) stops computing
+    rows that ended once a quarter of the rows it holds have. Returns ``(input_ids, attention_mask, completion_mask)``
     as in :class:`Batch`, prompt-major.
     """
     device = next(model.parameters()).device
