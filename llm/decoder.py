@@ -14,6 +14,7 @@ stops paying for the ended ones.
 
 import torch
 import torch.nn.functional as F
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 
 def positions(attention_mask):
@@ -29,10 +30,9 @@ def is_plain_llama(model):
             and getattr(config, "pretraining_tp", 1) == 1)
 
 
-def rotate(x, cos, sin):
-    """Rotary position embedding of ``x`` (``rotate_half`` convention of the Llama checkpoints)."""
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
+def additive(allowed, dtype):
+    """The additive attention bias of a boolean ``allowed`` mask: 0 where attended, −∞ elsewhere."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, -torch.inf)
 
 
 def attend(q, keys, values, bias):
@@ -72,8 +72,7 @@ class LlamaDecoder:
         self.rotations = [t[0, generated].repeat_interleave(repeats, dim=0) for t in (self.cos, self.sin)]
         # additive key bias: padding is never attended, every generated token is
         keep = torch.cat([mask, mask.new_ones(rows, max_new_tokens)], dim=1).bool()
-        self.bias = torch.zeros(keep.shape, dtype=self.cos.dtype, device=ids.device).masked_fill(~keep, -torch.inf)
-        self.bias = self.bias.repeat_interleave(repeats, dim=0)[:, None, None]  # [B·repeats, 1, 1, P + L]
+        self.bias = additive(keep, self.cos.dtype).repeat_interleave(repeats, dim=0)[:, None, None]  # [N, 1, 1, P+L]
         self.filled = 0
         self.prompt = (ids, mask)
 
@@ -82,19 +81,18 @@ class LlamaDecoder:
         ids, mask = self.prompt
         rows, width = ids.shape
         position = positions(mask)
-        cos, sin = self.cos[0, position][:, None], self.sin[0, position][:, None]  # [B, 1, P, d]
+        cos, sin = self.cos[0, position], self.sin[0, position]  # [B, P, d]
         causal = torch.ones(width, width, dtype=torch.bool, device=ids.device).tril()
         # a query attends to earlier real tokens and to itself (a padding query then has one key, not none)
         allowed = (causal & mask.bool()[:, None, :]) | torch.eye(width, dtype=torch.bool, device=ids.device)
-        bias = torch.zeros(allowed.shape, dtype=cos.dtype, device=ids.device).masked_fill(~allowed, -torch.inf)
-        hidden = self._layers(self.model.model.embed_tokens(ids), cos, sin, bias[:, None], slice(0, width),
-                              self.repeats)
+        hidden = self._layers(self.model.model.embed_tokens(ids), cos, sin, additive(allowed, cos.dtype)[:, None],
+                              slice(0, width), self.repeats)
         self.filled = width
         return self._logits(hidden[:, -1]).repeat_interleave(self.repeats, dim=0)
 
     def step(self, token):
         """Logits [rows, V] after appending ``token`` [rows] to every held row."""
-        cos, sin = (rotation[:, self.filled - self.width, None, None] for rotation in self.rotations)
+        cos, sin = (rotation[:, self.filled - self.width, None] for rotation in self.rotations)  # [N, 1, d]
         at = slice(self.filled, self.filled + 1)
         hidden = self._layers(self.model.model.embed_tokens(token[:, None]), cos, sin,
                               self.bias[..., :self.filled + 1], at, 1)
@@ -108,8 +106,9 @@ class LlamaDecoder:
         self.bias, self.rotations = self.bias[rows], [rotation[rows] for rotation in self.rotations]
 
     def _layers(self, hidden, cos, sin, bias, at, repeats):
-        """Run every decoder layer on ``hidden`` [rows, S, D], writing its keys and values at cache columns ``at``
-        (each row's ``repeats`` copies); attention reads the cache up to ``at.stop``."""
+        """Run every decoder layer on ``hidden`` [rows, S, D] (rotary tables ``cos``, ``sin`` [rows, S, d]), writing
+        its keys and values at cache columns ``at`` (each row's ``repeats`` copies); attention reads the cache up to
+        ``at.stop``."""
         rows, width, _ = hidden.shape
         for layer, keys, values in zip(self.model.model.layers, self.keys, self.values):
             attention, mlp = layer.self_attn, layer.mlp
@@ -118,7 +117,7 @@ class LlamaDecoder:
             q = F.linear(x, attention.q_proj.weight).view(rows, width, self.heads, self.head_dim).transpose(1, 2)
             k = F.linear(x, attention.k_proj.weight).view(rows, width, self.kv_heads, self.head_dim).transpose(1, 2)
             v = F.linear(x, attention.v_proj.weight).view(rows, width, self.kv_heads, self.head_dim).transpose(1, 2)
-            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+            q, k = apply_rotary_pos_emb(q, k, cos, sin)
             keys[:, :, at] = k.repeat_interleave(repeats, dim=0) if repeats > 1 else k
             values[:, :, at] = v.repeat_interleave(repeats, dim=0) if repeats > 1 else v
             if at.start:  # a decode step attends to the whole cache; the prefill within its prompt

@@ -66,11 +66,10 @@ def generate(model, tokenizer, prompts, max_new_tokens, temperature, generator, 
     device = next(model.parameters()).device
     encoded = tokenizer(prompts, padding=True, return_tensors="pt", add_special_tokens=False).to(device)
     ids, mask = encoded.input_ids, encoded.attention_mask
-    forward = decoder(model, ids, mask, max_new_tokens, repeats)
+    forward, width = decoder(model, ids, mask, max_new_tokens, repeats), ids.shape[1]
     ids, mask = ids.repeat_interleave(repeats, dim=0), mask.repeat_interleave(repeats, dim=0)
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=device)
     decoding = torch.arange(ids.shape[0], device=device)  # the rows the decoder still holds, in its order
-    new = []
     for step in range(max_new_tokens):
         logits = forward.step(ids[decoding, -1]) if step else forward.prefill()
         if not torch.isfinite(logits).all():
@@ -81,7 +80,6 @@ def generate(model, tokenizer, prompts, max_new_tokens, temperature, generator, 
             drawn = torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=generator)[:, 0]
         token = torch.full_like(done, tokenizer.pad_token_id, dtype=ids.dtype).index_copy(0, decoding, drawn)
         token = torch.where(done, tokenizer.pad_token_id, token)
-        new.append(~done)
         mask = torch.cat([mask, (~done).long()[:, None]], dim=1)
         ids = torch.cat([ids, token[:, None]], dim=1)
         done = done | (token == tokenizer.eos_token_id)
@@ -91,7 +89,7 @@ def generate(model, tokenizer, prompts, max_new_tokens, temperature, generator, 
         if 4 * int(finished.sum()) >= len(decoding):  # a quarter of the held rows finished: stop computing them
             forward.keep(~finished)
             decoding = decoding[~finished]
-    return ids, mask, torch.stack(new, dim=1).long()
+    return ids, mask, mask[:, width:]  # the mask's new columns: 1 on completion tokens up to and including EOS
 
 
 def decode_completions(tokenizer, input_ids, completion_mask):

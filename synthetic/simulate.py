@@ -116,17 +116,16 @@ def success(task, theta, weights, split=None):
     terms.
     """
     policy = task.problem.policy
-    live, accept_prompts, accept_ids, gain = None, task.accept_prompts, task.accept_ids, task.accept_gain
+    accept_prompts, accept_ids, gain = task.accept_prompts, task.accept_ids, task.accept_gain
     prompts, pairs = {"train": (task.train_prompts, task.train_pairs), "val": (task.val_prompts, task.val_pairs),
                       None: (None, None)}[split]
     if prompts is not None:
-        live = prompts
         accept_prompts, accept_ids, gain = accept_prompts[pairs], accept_ids[pairs], gain[pairs]
     accepted = gain * jnp.exp(policy.sequence_logp(theta, accept_prompts, accept_ids))
     value = jnp.sum(weights[accept_prompts] * accepted)
     if task.ended_reward:
-        ended = weights if live is None else weights[live]
-        value = value + task.ended_reward * jnp.sum(ended * (1.0 - truncation(task, theta, live)))
+        ended = weights if prompts is None else weights[prompts]
+        value = value + task.ended_reward * jnp.sum(ended * (1.0 - truncation(task, theta, prompts)))
     return value
 
 
@@ -134,7 +133,7 @@ def truncation(task, theta, prompts=None):
     """``P(the answer never ends | x)`` ``[P]`` (or of the ``prompts`` given): 0 for policies without an end token."""
     policy = task.problem.policy
     if hasattr(policy, "truncation"):
-        return policy.truncation(theta) if prompts is None else policy.truncation(theta, prompts)
+        return policy.truncation(theta, prompts)
     return jnp.zeros(task.problem.prompt_weights.shape[0] if prompts is None else prompts.shape[0])
 
 
