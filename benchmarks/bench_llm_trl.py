@@ -74,7 +74,7 @@ def ours(shapes, model_and_tokenizer, pipeline="reuse"):
     config = RunConfig(tau=shapes.tau, eta=shapes.eta, seed=shapes.seed, steps=shapes.steps,
                        warmstart=WarmstartConfig(steps=0),
                        grpo=GRPOConfig(prompts=prompts, group=shapes.group, max_new_tokens=shapes.max_new_tokens,
-                                       reuse=reuse, pipeline=pipeline, val_every=shapes.steps + 1))
+                                       reuse=reuse, pipeline=pipeline, val_every=0))
     tokens = []
     sample = llm.sources.rollout
 

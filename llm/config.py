@@ -143,7 +143,8 @@ class GRPOConfig:
     reuse: Literal["whole", "slices"] = "whole"
     """§3 (11): each of the τ steps uses the whole batch, or the k-th of τ disjoint slices."""
     val_every: int = 5
-    """``val_reward`` every this many learner steps (greedy decoding on the held-out split)."""
+    """``val_reward`` every this many learner steps (greedy decoding on the held-out split); 0: never (it and
+    ``kl_ref`` stay NaN unless κ > 0)."""
     bias_every: int = 0
     """A §7 staleness probe (two extra batches) about every this many steps, at the lags of ``bias_lags``; 0: never."""
     bias_lags: str = "last"
@@ -174,7 +175,7 @@ class GRPOConfig:
         _one_of("reuse", self.reuse, ("whole", "slices"))
         if self.pipeline == "async" and self.reuse != "whole":
             raise ValueError("the async pipeline consumes each batch once: use reuse whole")
-        _at_least("val_every", self.val_every, 1)
+        _at_least("val_every", self.val_every, 0)
         _at_least("bias_every", self.bias_every, 0)
         _at_least("bias_chunks", self.bias_chunks, 2)
         _at_least("probe_prompts", self.probe_prompts, 0)

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from llm.loss import grpo_loss, sequence_advantages
 from llm.model import load
-from llm.probes import Recorder, flat_grads, flat_params, probe_schedule, ratio_stats, staleness_probe
+from llm.probes import Recorder, flat, flat_grads, flat_params, probe_schedule, ratio_stats, staleness_probe
 from llm.rollout import accuracy, token_logprobs
 from llm.sources import SOURCES
 from llm.tasks import make_task
@@ -49,7 +49,10 @@ def learn(model, part, ref_logp, grpo):
     adv = sequence_advantages(part.rewards)
     logps, rhos, masks, finite = [], [], [], True
     for rows in (slice(i, min(i + step, n)) for i in range(0, n, step)):
-        logp = token_logprobs(model, part.input_ids[rows], part.attention_mask[rows], length, grpo.temperature)
+        # a micro-batch of whole groups encodes each prompt once (token_logprobs)
+        whole = rows.start % part.group == 0 and (rows.stop - rows.start) % part.group == 0
+        logp = token_logprobs(model, part.input_ids[rows], part.attention_mask[rows], length, grpo.temperature,
+                              part.group if whole else 1)
         behaviour = logp.detach() if part.behaviour_logp is None else part.behaviour_logp[rows]
         loss, rho, rho_mask = grpo_loss(logp, behaviour, part.completion_mask[rows], adv[rows], grpo.eps,
                                         None if ref_logp is None else ref_logp[rows], grpo.kappa,
@@ -77,15 +80,18 @@ def train(config, model_and_tokenizer=None, progress=False):
     warmstart(model, tokenizer, task, config.model, config.task, config.warmstart, seed)
     reference = copy.deepcopy(model).eval().requires_grad_(False)
     schedule = probe_schedule(config.steps, config.tau, grpo.bias_every, grpo.lags(config.tau), grpo.pipeline)
-    behaviour = copy.deepcopy(model).eval().requires_grad_(False) if schedule else None
+    # β's copy stays trainable like θ's weights (it only runs without autograd): a CPU linear on a strided input
+    # takes another kernel for frozen weights, off in the last bit, and at lag 0 π_β must be π_θ exactly
+    behaviour = copy.deepcopy(model).eval() if schedule else None
     device = next(model.parameters()).device
     rng, probe_rng = np.random.default_rng([seed, 2]), np.random.default_rng([seed, 3])
     generator, probe_generator = (torch.Generator(device).manual_seed(s) for s in (seed, seed + 1_000_003))
-    optimizer = make_optimizer(grpo.optimizer, [p for p in model.parameters() if p.requires_grad], config.eta)
+    params = [p for p in model.parameters() if p.requires_grad]  # θ's tensors, in flat_params' order
+    optimizer = make_optimizer(grpo.optimizer, params, config.eta)
     heldout = task.heldout()
     recorder = Recorder(config.steps)
     ref_part = ref_logp = None
-    theta0 = flat_params(model)
+    theta0 = theta_next = flat_params(model)
     model.eval()
     source = SOURCES[grpo.pipeline](model, tokenizer, lambda: task.train(rng, grpo.prompts), grpo, config.tau,
                                     generator)
@@ -96,12 +102,12 @@ def train(config, model_and_tokenizer=None, progress=False):
             model.eval()
             try:
                 batch, beta = source.batch(t)
-                values = {"val_reward": accuracy(model, tokenizer, heldout, grpo.max_new_tokens)} \
-                    if t % grpo.val_every == 0 else {}
+                validate = grpo.val_every and t % grpo.val_every == 0
+                values = {"val_reward": accuracy(model, tokenizer, heldout, grpo.max_new_tokens)} if validate else {}
             except FloatingPointError:
                 recorder.collapse(t)
                 break
-            theta = flat_params(model)
+            theta = theta_next  # nothing moves θ between the optimiser's step and here
             values["staleness"] = t - batch.version
             values["stale_drift"] = float(torch.linalg.vector_norm(theta - beta))
             recorder.step(t, values)
@@ -115,11 +121,11 @@ def train(config, model_and_tokenizer=None, progress=False):
             bar.set_postfix_str("learner")
             model.train()
             # kl_ref every step when κ > 0 (the loss needs it), else at validation steps only: a forward saved
-            measure_kl = grpo.kappa > 0 or t % grpo.val_every == 0
+            measure_kl = grpo.kappa > 0 or validate
             if measure_kl and part is not ref_part:  # the reference is frozen: one forward per consumed batch
                 with torch.no_grad():
                     ref_logp = token_logprobs(reference, part.input_ids, part.attention_mask,
-                                              part.completion_mask.shape[1], grpo.temperature)
+                                              part.completion_mask.shape[1], grpo.temperature, part.group)
                 ref_part = part
             optimizer.zero_grad()
             logp, rho, rho_mask, finite = learn(model, part, ref_logp if grpo.kappa else None, grpo)
@@ -137,9 +143,10 @@ def train(config, model_and_tokenizer=None, progress=False):
             if not finite:
                 recorder.collapse(t)
                 break
-            grad = -flat_grads(model)  # ĝ of (4) is the gradient of the surrogate, which the loss negates
+            grad = -flat_grads(params)  # ĝ of (4) is the gradient of the surrogate, which the loss negates
             optimizer.step()
-            if not recorder.update(t, theta, flat_params(model), theta0, beta, grad, config.eta):
+            theta_next = flat(params)
+            if not recorder.update(t, theta, theta_next, theta0, beta, grad, config.eta):
                 recorder.collapse(min(t + 1, config.steps - 1))
                 break
             source.sync(t + 1)

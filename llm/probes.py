@@ -30,15 +30,19 @@ CLIP_THRESHOLD = 0.05
 """``clip_frac`` level whose crossing defines r_clip (31)."""
 
 
+def flat(tensors):
+    """``tensors`` flattened in order into one detached float32 vector."""
+    return torch.cat([t.detach().reshape(-1).float() for t in tensors])
+
+
 def flat_params(model):
     """The trainable parameters as one detached float32 vector θ."""
-    return torch.cat([p.detach().reshape(-1).float() for p in model.parameters() if p.requires_grad])
+    return flat(_params(model))
 
 
-def flat_grads(model):
-    """The gradients of the trainable parameters as one float32 vector (0 where absent)."""
-    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float()
-                      for p in model.parameters() if p.requires_grad])
+def flat_grads(params):
+    """The gradients of the tensors ``params`` (the trainable parameters) as one float32 vector (0 where absent)."""
+    return flat(p.grad if p.grad is not None else torch.zeros_like(p) for p in params)
 
 
 def ratio_stats(rho, rho_mask, adv, eps):
@@ -83,7 +87,7 @@ def _per_group(model, batch, grpo, size, device):
         if bool((group.rewards == group.rewards[0, 0]).all()):  # equal rewards: A = 0 (1), a zero gradient
             acc.add(b, ())
             continue
-        logp = token_logprobs(model, group.input_ids, group.attention_mask, length, grpo.temperature)
+        logp = token_logprobs(model, group.input_ids, group.attention_mask, length, grpo.temperature, group.group)
         loss, _, _ = grpo_loss(logp, group.behaviour_logp, group.completion_mask, sequence_advantages(group.rewards),
                                grpo.eps, sequence_ratio=grpo.sequence_ratio)
         acc.add(b, torch.autograd.grad(loss, _params(model)), sign=-1.0)  # the loss is the negated surrogate
@@ -107,7 +111,8 @@ def staleness_probe(model, behaviour, theta, beta, tokenizer, task, grpo, rng, g
     s.sums = f.sums = None  # only the norms are needed from here on: free 2m·d floats before the gap's m
     mask, length = fresh.completion_mask, fresh.completion_mask.shape[1]
     with torch.no_grad():
-        beta_logp = token_logprobs(behaviour, fresh.input_ids, fresh.attention_mask, length, grpo.temperature)
+        beta_logp = token_logprobs(behaviour, fresh.input_ids, fresh.attention_mask, length, grpo.temperature,
+                                   fresh.group)
     # group-level TV(D_β, D_θ) = E_{z~D_θ}[(1 − Π_i π_β(y_i)/π_θ(y_i))_+], unbiased on the fresh groups (9)
     log_ratio = ((beta_logp - fresh.behaviour_logp) * mask).sum(-1).reshape(prompts, grpo.group).sum(-1)
     tv = torch.clamp(1 - torch.exp(log_ratio.double()), min=0).cpu().numpy()
@@ -118,7 +123,7 @@ def staleness_probe(model, behaviour, theta, beta, tokenizer, task, grpo, rng, g
     for a in range(chunks):
         part, rows = fresh.rows(slice(bounds[a], bounds[a + 1])), slice(bounds[a] * grpo.group,
                                                                         bounds[a + 1] * grpo.group)
-        logp = token_logprobs(model, part.input_ids, part.attention_mask, length, grpo.temperature)
+        logp = token_logprobs(model, part.input_ids, part.attention_mask, length, grpo.temperature, part.group)
         adv = sequence_advantages(part.rewards)
         difference = (grpo_loss(logp, beta_logp[rows], part.completion_mask, adv, grpo.eps,
                                 sequence_ratio=grpo.sequence_ratio)[0]
@@ -232,7 +237,8 @@ def clip_fractions(shifted, beta, direction, batch, grpo):
     def fraction(s):
         torch.nn.utils.vector_to_parameters(beta + s * direction, shifted.parameters())
         with torch.no_grad():
-            logp = token_logprobs(shifted, batch.input_ids, batch.attention_mask, mask.shape[1], grpo.temperature)
+            logp = token_logprobs(shifted, batch.input_ids, batch.attention_mask, mask.shape[1], grpo.temperature,
+                                  batch.group)
         return float(clip_fraction(torch.exp(logp - batch.behaviour_logp)[mask], grpo.eps))
 
     return fraction
@@ -252,7 +258,7 @@ def clip_scan(shifted, theta, beta, batch, grpo, threshold=CLIP_THRESHOLD):
     drift = float(torch.linalg.vector_norm(theta - beta))
     if drift == 0:
         return math.nan, math.nan
-    batch = batch.rows(slice(0, max(1, SCAN_ROWS // batch.rewards.shape[1])))
+    batch = batch.rows(slice(0, max(1, SCAN_ROWS // batch.group)))
     fraction = clip_fractions(shifted, beta, (theta - beta) / drift, batch, grpo)
     distances = drift * SCAN
     low, high, f_low, f_high = -1, len(SCAN) - 1, 0.0, fraction(distances[-1])  # index −1: s = 0, no clipping

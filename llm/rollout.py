@@ -34,6 +34,11 @@ class Batch:
     version: int
     """Learner step whose weights generated the batch (the policy-version tag)."""
 
+    @property
+    def group(self):
+        """n: completions per prompt."""
+        return self.rewards.shape[1]
+
     def rows(self, groups):
         """The sub-batch of the groups in ``groups`` (a slice of prompt indices)."""
         n = self.rewards.shape[1]
@@ -43,15 +48,45 @@ class Batch:
                      self.rewards[groups], self.version)
 
 
-def token_logprobs(model, input_ids, attention_mask, completion_length, temperature=1.0):
-    """[N, L] log-probs of the last ``completion_length`` tokens under ``model`` at ``temperature``."""
-    # logits at the completion's positions only: over a long prompt the full [N, P + L, V] tensor (V ≈ 50–130 k)
-    # would outweigh the model itself
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions(attention_mask),
-                   logits_to_keep=completion_length + 1).logits
-    logits = logits[:, :-1].float() / temperature
+def token_logprobs(model, input_ids, attention_mask, completion_length, temperature=1.0, group=1):
+    """[N, L] log-probs of the last ``completion_length`` tokens under ``model`` at ``temperature``.
+
+    ``group``: the rows come in consecutive runs of ``group`` that share their prompt (a GRPO group, as in
+    :class:`Batch`). Each prompt is then encoded once and its keys and values repeated for its completions, so
+    the forward and its backward cover B·P + N·L tokens instead of N·(P + L); the completions attend to the same
+    keys, so the numbers are those of the full forward (to float rounding).
+    """
+    width = input_ids.shape[1] - completion_length
+    if group > 1 and width > 0:
+        prompts = input_ids[:, :width].reshape(-1, group, width)
+        if input_ids.shape[0] % group or not torch.equal(prompts, prompts[:, :1].expand_as(prompts)):
+            raise ValueError(f"rows do not come in runs of group = {group} that share their prompt")
+        logits = _shared_prompt_logits(model, input_ids, attention_mask, width, group)
+    else:
+        # logits at the completion's positions only: over a long prompt the full [N, P + L, V] tensor
+        # (V ≈ 50–130 k) would outweigh the model itself
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions(attention_mask),
+                       logits_to_keep=completion_length + 1).logits[:, :-1]
     targets = input_ids[:, -completion_length:]
-    return torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
+    return torch.log_softmax(logits.float() / temperature, dim=-1).gather(-1, targets[..., None])[..., 0]
+
+
+def _shared_prompt_logits(model, input_ids, attention_mask, width, group):
+    """The logits [N, L, V] that predict the completion tokens, each group's prompt (the first ``width`` columns)
+    encoded once: its last position predicts the first token, and the completions, fed after the repeated
+    prompt cache, predict the rest."""
+    prompt_mask = attention_mask[::group, :width]
+    out = model(input_ids=input_ids[::group, :width], attention_mask=prompt_mask, position_ids=positions(prompt_mask),
+                use_cache=True, logits_to_keep=1)
+    first = out.logits.repeat_interleave(group, dim=0)
+    if input_ids.shape[1] - width == 1:
+        return first
+    cache = out.cache
+    cache.batch_repeat_interleave(group)
+    mask = attention_mask[:, :-1]
+    rest = model(input_ids=input_ids[:, width:-1], attention_mask=mask, position_ids=positions(mask)[:, width:],
+                 cache=cache, use_cache=True).logits
+    return torch.cat([first, rest], dim=1)
 
 
 @torch.no_grad()
@@ -106,7 +141,7 @@ def rollout(model, tokenizer, problems, group, max_new_tokens, temperature, gene
     behaviour = None
     if score:
         with torch.no_grad():
-            behaviour = token_logprobs(model, ids, mask, completion_mask.shape[1], temperature)
+            behaviour = token_logprobs(model, ids, mask, completion_mask.shape[1], temperature, group)
     texts = decode_completions(tokenizer, ids, completion_mask)
     answers = [p.answer for p in problems for _ in range(group)]
     rewards = torch.tensor([reward(t, a) for t, a in zip(texts, answers)]).reshape(len(problems), group)

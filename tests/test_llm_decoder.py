@@ -107,3 +107,27 @@ def test_both_decoders_draw_the_same_samples_from_one_seed():
     assert lengths.min() < lengths.max()  # rows ended at different steps, so rows were dropped on the way
     for ours, theirs in zip(*drawn):
         assert torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize("config", [{}, dict(num_key_value_heads=2, rope_scaling=LLAMA3_ROPE)],
+                         ids=["llama", "grouped-llama3-rope"])
+def test_shared_prompt_logprobs_and_gradients_are_the_full_forwards(config):
+    tokenizer, model = tiny(**config)
+    ids, mask, completion = generate(model, tokenizer, PROMPTS, 6, 1.0, torch.Generator().manual_seed(2), repeats=3)
+    length = completion.shape[1]
+    assert bool((completion.sum(-1) < length).any())  # some rows ended early: padding inside the completions
+    grads = []
+    for group in (1, 3):
+        model.zero_grad()
+        logp = llm.rollout.token_logprobs(model, ids, mask, length, 0.7, group)
+        (logp * completion).sum().backward()
+        grads.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]))
+        if group == 1:
+            full = logp.detach()
+    torch.testing.assert_close(logp.detach()[completion.bool()], full[completion.bool()], atol=1e-5, rtol=0)
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-5 * float(grads[0].abs().max()), rtol=0)
+    # a single new token: the prompt pass alone predicts it
+    torch.testing.assert_close(llm.rollout.token_logprobs(model, ids[:, :-length + 1], mask[:, :-length + 1], 1, 0.7,
+                                                         group=3), full[:, :1], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="group = 2"):  # rows 0 and 1 share a prompt, rows 2 and 3 do not
+        llm.rollout.token_logprobs(model, ids, mask, length, group=2)

@@ -31,7 +31,7 @@ def test_behaviour_logprobs_match_the_learner_forward_exactly():
     batch = rollout(model, tokenizer, Arithmetic().train(np.random.default_rng(0), 3), 4, 4, 1.0,
                     torch.Generator().manual_seed(0), version=0)
     model.train()
-    logp = token_logprobs(model, batch.input_ids, batch.attention_mask, batch.completion_mask.shape[1])
+    logp = token_logprobs(model, batch.input_ids, batch.attention_mask, batch.completion_mask.shape[1], group=4)
     assert torch.equal(logp, batch.behaviour_logp)
 
 
@@ -42,6 +42,15 @@ def test_tau_one_is_exactly_on_policy(base):
     assert np.all(series["ess"] == 1.0)
     assert np.all(series["stale_drift"] == 0.0)
     assert np.all(series["staleness"] == 0)
+
+
+def test_validation_off_leaves_the_trajectory_and_records_no_val_reward(base):
+    series, proj, _, _ = train(base)
+    quiet, quiet_proj, _, _ = train(dataclasses.replace(base, grpo=dataclasses.replace(base.grpo, val_every=0)))
+    assert np.all(np.isfinite(series["val_reward"][::3])) and np.all(np.isnan(quiet["val_reward"]))
+    assert np.all(np.isnan(quiet["kl_ref"]))  # κ = 0: the reference is read at validation steps only
+    np.testing.assert_array_equal(quiet["drift"], series["drift"])
+    np.testing.assert_array_equal(quiet_proj, proj)
 
 
 @pytest.mark.parametrize("tau, reuse", [(2, "whole"), (3, "whole"), (2, "slices"), (4, "slices")])

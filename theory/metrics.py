@@ -33,7 +33,8 @@ DIAGNOSTICS = {
     "probe_gap": "‖E_{D_θ}[∇ℓ(θ; β, ·) − ∇ℓ(θ; θ, ·)]‖ at the probe, exact",
     "probe_gap_beta": "‖E_{D_β}[∇ℓ(θ; β, ·) − ∇ℓ(θ; θ, ·)]‖ at the probe, exact",
     "success": "exact expected train success of θ_t (synthetic engines), every step",
-    "theta_proj": "P (θ_t − θ_0), P a sparse ±1 sign sketch from a fixed seed, E‖Px‖² = ‖x‖² (dims … step, proj), float32",
+    "theta_proj": "P (θ_t − θ_0), P a sparse ±1 sign sketch from a fixed seed, E‖Px‖² = ‖x‖² "
+                  "(dims … step, proj), float32",
     "update_norm": "‖u_t‖ = ‖θ_{t+1} − θ_t‖ / η, the applied update without η (its max is U)",
     "raw_grad_cos": "cos(ĝ_t, ĝ_{t−1}) of consecutive raw surrogate gradients",
     "batch_cos": "cos of the summed updates of consecutive rollout batches (weight-sync cycles)",
@@ -139,11 +140,12 @@ def _sketch_codes(xp, start, stop, k, seed, dev):
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_matrix(d, k, seed):
-    """P as a dense float64 [k, d] matrix (small d): P[i, j] = s_j if bucket_j = i, else 0."""
+def _cached_matrix(d, k, seed, dtype="float64"):
+    """P as a dense [k, d] numpy matrix (small d) in ``dtype``: P[i, j] = s_j if bucket_j = i, else 0 (its entries
+    are exact in any float type)."""
     code = _sketch_codes(array_namespace(np.empty(0)), 0, d, k, seed, None)
     rows = np.arange(k)[:, None]
-    return (code == rows).astype(np.float64) - (code == rows + k).astype(np.float64)
+    return ((code == rows).astype(np.float64) - (code == rows + k).astype(np.float64)).astype(dtype)
 
 
 @functools.lru_cache(maxsize=2)
@@ -165,9 +167,10 @@ def project(x, k=PROJECTIONS, seed=PROJECTION_SEED, chunk=PROJECTION_CHUNK):
     if d >= 2**32 or not 1 <= k < 2**14:
         raise ValueError(f"d = {d} parameters, k = {k} rows: project takes d < 2^32 and 1 ≤ k < 2^14")
     if k * d <= PROJECTION_CACHE:
-        matrix = _cached_matrix(d, k, seed)
+        # kept in x's precision where it is float32: no per-call cast of the k·d entries
+        matrix = _cached_matrix(d, k, seed, "float32" if x.dtype == xp.float32 else "float64")
         matrix = xp.asarray(matrix, device=device(x)) if is_torch_namespace(xp) else xp.asarray(matrix)
-        return xp.matmul(x, xp.matrix_transpose(xp.astype(matrix, x.dtype)))
+        return xp.matmul(x, xp.matrix_transpose(xp.astype(matrix, x.dtype, copy=False)))
     cached = _cached_codes(xp, d, k, seed, device(x)) if d <= PROJECTION_CODES_CACHE else None
     total = 0.0
     for start in range(0, d, chunk):
