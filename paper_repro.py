@@ -84,7 +84,8 @@ def _help_without_command(ctx: typer.Context):
 def _root(
     ctx: typer.Context,
     version: Annotated[
-        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the package version and exit.")
+        bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                           help="Print the package version and exit.")
     ] = False,
 ):
     _help_without_command(ctx)
@@ -125,7 +126,8 @@ def _correct_arms(text, n_arms):
     arms = ints("--correct", text, minimum=0)
     for arm in arms:
         if arm >= n_arms:
-            raise typer.BadParameter(f"arm {arm} is out of range 0..{n_arms - 1} (K = {n_arms})", param_hint="--correct")
+            raise typer.BadParameter(f"arm {arm} is out of range 0..{n_arms - 1} (K = {n_arms})",
+                                     param_hint="--correct")
     return arms
 
 
@@ -448,7 +450,8 @@ def figures_command(
     runs: Annotated[Path, typer.Option(help="Folder of the sweep stores (reused when finished).")] = Path("runs"),
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")] = True,
     store: Annotated[list[Path] | None, typer.Option(
-        help="Draw these stores instead (repeatable; named by file stem): a sweep, a TRL run, an imported log.")] = None,
+        help="Draw these stores instead (repeatable; named by file stem): a sweep, a TRL run, an imported log.")
+    ] = None,
     workers: Annotated[int | None, typer.Option(
         help="Processes for the llm runs, one torch thread each (default: every core; 1: in this process).")] = None,
 ):
@@ -477,7 +480,8 @@ def figures_command(
 # ---------------------------------------------------------------- integrations (issue 6)
 
 Framework = enum.Enum("Framework", {name: name for name in (
-    "trl", "verl", "areal", "prime-rl", "nemo-rl", "openrlhf", "skyrl", "roll", "pipelinerl", "slime", "miles", "tinker")})
+    "trl", "verl", "areal", "prime-rl", "nemo-rl", "openrlhf", "skyrl", "roll", "pipelinerl", "slime", "miles",
+    "tinker")})
 
 
 @app.command("tau")
@@ -507,8 +511,8 @@ def import_command(
     log: Annotated[Path, typer.Option(exists=True, help="trainer_state.json, JSONL, JSON, CSV/TSV (W&B export) or a "
                                                         "TensorBoard event file or folder.")],
     out: Annotated[Path, typer.Option(help="Results store (netCDF) to write.")],
-    config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="The run's config: τ and the unit "
-                                                                                  "conversions (as `repro tau`).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="The run's config: τ and the unit conversions (as `repro tau`).")] = None,
     tau: Annotated[int | None, typer.Option(min=1, help="τ of the run; else from --config or the log.")] = None,
     eta: Annotated[str | None, typer.Option(help="Learning rate η; the log's peak learning rate if absent.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the run, the store's seed coord.")] = 0,
@@ -554,12 +558,13 @@ def warn_command(
     store: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Store of the run(s) to watch, or with "
                                                                           "--calibrate the sweep to calibrate on.")],
     thresholds: Annotated[Path, typer.Option(help="Thresholds JSON to read (or, with --calibrate, to write).")],
-    calibrate: Annotated[bool, typer.Option("--calibrate", help="Set thresholds from the sweep's stable runs.")] = False,
+    calibrate: Annotated[bool, typer.Option("--calibrate",
+                                            help="Set thresholds from the sweep's stable runs.")] = False,
     false_alarm: Annotated[float, typer.Option(help="With --calibrate: share of stable runs allowed to alarm.")] = 0.05,
     margin: Annotated[float, typer.Option(help="With --calibrate: thresholds sit this fraction above the stable "
                                                "runs' largest values.")] = 0.25,
-    constants: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="JSON with c_loc/c_hor or "
-                                                                                     "r_clip/R/U: the suggested η.")] = None,
+    constants: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="JSON with c_loc/c_hor or r_clip/R/U: the suggested η.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ):
     """Collapse early warning (docs/theory.md §5): alarms before t* from stale drift, drift, clip, ESS, cosines."""

@@ -10,6 +10,9 @@ Defaults: SmolLM2-135M, B = 8 prompts × n = 8, 2 worded examples (``--shot-form
 worded ones make a probe cost over 20 minutes on two cores), τ = 2 and 2 learner steps, so the probe run measures
 one probe at lag 1.
 
+Measured 2026-12-02 on the idle 2-core machine: peak RSS 8.55 GiB off, 16.30 GiB with one probe (1.91×), 32.0 s
+and 66.6 s per learner step (70 s and 230 s before each forward encoded a group's prompt once), 4 minutes in all.
+
 Run: ``python benchmarks/bench_llm_memory.py [--model smollm2] [--steps 2] [--tau 2] [--prompts 8] [--shots 2]
 [--shot-format question]``.
 """

@@ -40,7 +40,8 @@ def definitions():
         "a log written every K steps gives the interval between two entries.",
         f"* **Census.** absorption: ‖θ_t* − θ_0‖ ≤ {events.ABSORB_FRACTION:g}× its largest earlier value; else "
         f"kick: one update in the last max(5, τ) steps before t* exceeds {events.KICK_RATIO:g}× the median earlier "
-        "update; else drift. unclassified: drift (or update_norm) not measured, collapsed at step 0, or fewer than 5 updates before the kick window (too early to tell a kick from a drift).",
+        "update; else drift. unclassified: drift (or update_norm) not measured, collapsed at step 0, or fewer than "
+        "5 updates before the kick window (too early to tell a kick from a drift).",
         "* **Boundary.** P(collapse within T | τ, η) = σ((log η − log η_max(τ))/w) with "
         "log η_max(τ) = min(log c_loc − a log τ, log c_hor − log T), fitted by binomial maximum likelihood on "
         "per-cell collapse counts; a comes from the τ where the local branch binds. The branch per τ is the one a "

@@ -39,7 +39,7 @@ class ConstantsConfig:
 
     @classmethod
     def preset(cls, model="tiny", seed=0, device="cpu"):
-        """The tiny Llama (seconds), or a pretrained model (smollm2: 5 min 26 s on two CPU cores, every
+        """The tiny Llama (seconds), or a pretrained model (smollm2: 2 min 42 s on two CPU cores, every
         uncertainty below 0.3× its value; measured).
 
         A pretrained model runs one sync cycle of τ = 3 at AdamW η = 1e-5 from its own weights (its two stale

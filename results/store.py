@@ -139,7 +139,8 @@ class SweepStore:
 
     def _part(self, point):
         key = json.dumps({k: point[k] for k in sorted(point)}, default=float)
-        name = "_".join(f"{k}={point[k]:g}" if isinstance(point[k], float) else f"{k}={point[k]}" for k in sorted(point))
+        name = "_".join(f"{k}={point[k]:g}" if isinstance(point[k], float) else f"{k}={point[k]}"
+                        for k in sorted(point))
         return self.parts / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:8]}.nc"
 
     def load(self, **point):

@@ -40,7 +40,8 @@ MAX_EXACT_INSTANCES = 100_000
 
 @lru_cache(maxsize=64)
 def answer_multisets(n, n_answers):
-    """All count vectors ``c ∈ N^Y`` with ``Σ c = n`` (the ``C(n+Y−1, n)`` unordered groups), and their log multinomials."""
+    """All count vectors ``c ∈ N^Y`` with ``Σ c = n`` (the ``C(n+Y−1, n)`` unordered groups), and their log
+    multinomials."""
     def compositions(total, slots):
         if slots == 1:
             yield (total,)
@@ -276,7 +277,8 @@ def ball_pairs(center, radius, n_points, seed):
 
 
 def estimate_constants(task, center, radius, n_points=64, seed=0):
-    """G, L_D, L_β as sups over ``n_points`` pairs in the ∞-ball of ``radius`` around ``center`` (:func:`ball_pairs`)."""
+    """G, L_D, L_β as sups over ``n_points`` pairs in the ∞-ball of ``radius`` around ``center``
+    (:func:`ball_pairs`)."""
     thetas, betas = ball_pairs(center, radius, n_points, seed)
     region = f"pairs in the ∞-ball ‖θ − θ_c‖_∞ ≤ {radius:g} (Euclidean norms in the constants), seed {seed}"
     return pair_constants(task, thetas, betas, region)
@@ -294,7 +296,8 @@ def trajectory_pairs(trajectory, tau):
 def trajectory_constants(task, trajectory, tau):
     """G, L_D, L_β as sups over the pairs of :func:`trajectory_pairs` (the region training visited)."""
     thetas, betas = trajectory_pairs(trajectory, tau)
-    return pair_constants(task, thetas, betas, f"pairs (θ_t, θ_t−j), 1 ≤ j < {tau}, of a {len(trajectory)}-point trajectory")
+    return pair_constants(task, thetas, betas,
+                          f"pairs (θ_t, θ_t−j), 1 ≤ j < {tau}, of a {len(trajectory)}-point trajectory")
 
 
 def update_bound(trajectory, eta):

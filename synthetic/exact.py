@@ -89,7 +89,8 @@ def binomial_pmf(p, n_minus_1):
     p = jnp.clip(p, 0.0, 1.0)[..., None]
     s = jnp.arange(n_minus_1 + 1).reshape((1,) * (p.ndim - 1) + (-1,))  # explicit ranks: rank promotion may raise
     log_choose = gammaln(n_minus_1 + 1.0) - gammaln(s + 1.0) - gammaln(n_minus_1 - s + 1.0)
-    return jnp.exp(log_choose) * jnp.where(s == 0, 1.0, p**s) * jnp.where(s == n_minus_1, 1.0, (1.0 - p) ** (n_minus_1 - s))
+    return (jnp.exp(log_choose) * jnp.where(s == 0, 1.0, p**s)
+            * jnp.where(s == n_minus_1, 1.0, (1.0 - p) ** (n_minus_1 - s)))
 
 
 def exact_kl(logp_theta, logp_ref, prompt_weights):

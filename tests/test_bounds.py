@@ -17,7 +17,8 @@ def test_theorem1_is_lemma1_at_the_drift_bound(G, L_D, L_beta, U, eta, tau):
     assert C_b == pytest.approx(2 * G * L_D + L_beta)
     drift = bounds.stale_drift_bound(U, eta, tau)
     assert bounds.theorem1_bound(C_b, U, eta, tau) == pytest.approx(bounds.bias_bound(C_b, drift))
-    assert bounds.step_perturbation_bound(C_b, U, eta, tau) == pytest.approx(eta * bounds.theorem1_bound(C_b, U, eta, tau))
+    expected = eta * bounds.theorem1_bound(C_b, U, eta, tau)
+    assert bounds.step_perturbation_bound(C_b, U, eta, tau) == pytest.approx(expected)
     assert bounds.mean_stale_drift_bound(U, eta, tau) == pytest.approx(drift)  # (40) with U_2 = U
 
 

@@ -38,7 +38,8 @@ def test_issue_example_and_table(repro):
             "--kl", "0.0", "--ref", "0,0,0")
     code, out, _ = repro(*args, "--json")
     result = json.loads(out)
-    assert code == 0 and {"bias_norm", "g_stale", "g_on", "stale_drift", "G", "L_D", "L_beta", "C_b", "bound"} <= set(result)
+    assert code == 0
+    assert {"bias_norm", "g_stale", "g_on", "stale_drift", "G", "L_D", "L_beta", "C_b", "bound"} <= set(result)
     code, out, _ = repro(*args)
     assert code == 0 and "Lemma 1 bound" in out
 

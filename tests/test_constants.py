@@ -14,7 +14,8 @@ from synthetic.simulate import RunConfig, SimTask, run
 VACUITY_FACTOR = {"G": 10.0, "U": 20.0, "L_D": 5.0}
 """Analytic §8 bound ≤ factor × numeric estimate, for radius ≤ 0.3 (measured worst cases: G 5.1, U 10.6, L_D 2.1)."""
 L_BETA_SMOOTH_FACTOR = 100.0
-"""Same for L_β where no sample can change clip status (4r < log(1+ε)): measured up to 58 (D² = 2 against near-deterministic or symmetric instances); with a clip jump the analytic L_β is a worst case."""
+"""Same for L_β where no sample can change clip status (4r < log(1+ε)): measured up to 58 (D² = 2 against
+near-deterministic or symmetric instances); with a clip jump the analytic L_β is a worst case."""
 ALT_TIGHTER_WHERE = 2.0
 """The other split is tighter wherever Lemma 1's G ≥ this × G_on: ratios the clip leaves in the gradient
 (measured: 471 of 471 such pairs, smallest factor 1.57, on 1536 pairs of 16 random bandits)."""

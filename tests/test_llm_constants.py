@@ -67,7 +67,7 @@ def test_cli_dispatches_on_model(repro, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_smollm2_preset_measures_every_constant_to_better_than_half():
-    """``repro constants --model smollm2``'s preset (about 5 minutes on two CPU cores): every constant finite,
+    """``repro constants --model smollm2``'s preset (about 3 minutes on two CPU cores): every constant finite,
     its uncertainty below half its value."""
     report = estimate_constants(ConstantsConfig.preset("smollm2"))
     for name in NAMES:

@@ -61,7 +61,8 @@ def test_worded_examples_ask_the_same_problems_as_questions():
     assert [f"{a} + {b} = {c}\n" for a, b, c in examples] == equation.prefix.splitlines(keepends=True)
     for p, q in zip(equation.train(np.random.default_rng(0), 5), question.train(np.random.default_rng(0), 5)):
         assert p.answer == q.answer and q.prompt.startswith(question.prefix) and q.prompt.endswith("?\nA:")
-        assert re.findall(r"\d+", p.prompt[len(equation.prefix):]) == re.findall(r"\d+", q.prompt[len(question.prefix):])
+        numbers = re.findall(r"\d+", p.prompt[len(equation.prefix):])
+        assert numbers == re.findall(r"\d+", q.prompt[len(question.prefix):])
 
 
 def test_bad_arithmetic_config_is_rejected():
