@@ -35,6 +35,12 @@ machine then about 1.25× slower than in the morning (compile 12.0 s against 9.6
 151.8 s, without the Lemma 1 terms run 83.4 s, one probe per run run 77.3 s: **probes 13.8 % of run time (30 %
 before), Lemma 1 terms 7.0 % (17 %)**. The run with a single probe per run is the learner's floor: the probes
 alone cannot bring the grid under 60 s.
+
+Evening 19:06–19:16, idle, the machine fast again: float32 sweep compile 7.2 s + run 64.4 s = 71.5 s (39,781
+run-steps/s; misses 60 s), float64 109.4 s, without the Lemma 1 terms 60.3 s, one probe per run 55.5 s (meets): the
+learner alone now fits, the probes (25 % of run time that evening) do not. Then the clipped term's derivative in
+closed form (``theory.grpo.clipped_slopes``; a probe of 256 runs 120 → 97 ms, G's bound 31 → 10 ms): the float32
+grid alternating with the previous engine, one process each, run 63.6 / 70.4 s old against 61.7 / 64.7 s new.
 """
 
 import argparse

@@ -6,9 +6,9 @@ prompt x, n answers and their rewards; its surrogate gradient (3) is
 
     ∇ℓ(θ; β, z) = (1/n) Σ_i ψ'(ρ_i, A_i) ρ_i ∇log π_θ(y_i|x) − κ ∇KL(π_θ(·|x) ‖ π_ref(·|x)),
 
-with ``ψ' = ∂ψ/∂ρ`` of the clipped term (taken by autodiff of
-:func:`theory.grpo.clipped_term`, so kinks follow the same subgradient as
-:func:`synthetic.exact.surrogate_gradient`) and the KL of the instance's own prompt.
+with ``ψ' = ∂ψ/∂ρ`` of the clipped term (:func:`theory.grpo.clipped_slopes`, the derivative
+:func:`synthetic.exact.surrogate_gradient` takes too, so kinks follow the same subgradient) and the KL of the
+instance's own prompt.
 
 The staleness bias ``b = g(θ, β) − g_on(θ)`` splits two ways (docs/substrate.md):
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from synthetic.exact import advantage_table, gradient_mappings
 from theory.bounds import lemma1_constant, split_bound
-from theory.grpo import clipped_term
+from theory.grpo import clipped_slopes
 from theory.pipeline import per_prompt_kl
 
 MAX_EXACT_INSTANCES = 100_000
@@ -74,7 +74,7 @@ def _unit_coefficients(task, theta, beta):
     rho = jnp.exp(task.logp(theta) - jax.lax.stop_gradient(task.logp(beta)))  # [P, Y]
     sign = jnp.array([-1.0, 1.0])[:, None, None]
     rho_b = jnp.broadcast_to(rho[None], (2, *rho.shape))
-    dpsi = jax.grad(lambda r: jnp.sum(clipped_term(r, sign, task.eps, task.dual_clip)))(rho_b)
+    dpsi = clipped_slopes(rho_b, sign, task.eps, task.dual_clip)[0]
     return dpsi * rho_b
 
 

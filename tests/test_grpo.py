@@ -8,8 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theory.grpo import (ADVANTAGE_DELTA, advantages, clip_fraction, clipped_term, effective_sample_size, k3_kl,
-                         ratio, surrogate)
+from synthetic.exact import clipped
+from theory.grpo import (ADVANTAGE_DELTA, advantages, clip_fraction, clipped_slopes, clipped_term,
+                         effective_sample_size, k3_kl, ratio, surrogate)
 
 
 @given(n=st.integers(2, 12), data=st.data())
@@ -51,6 +52,30 @@ def test_clipped_term_gradient_vanishes_only_on_the_clipped_side(adv):
         assert float(grad(rho)) == pytest.approx(0.0 if clipped else adv)
         assert float(clipped_term(np.asarray(rho), np.asarray(adv), eps)) == pytest.approx(
             min(rho * adv, float(np.clip(rho, 1 - eps, 1 + eps)) * adv))
+
+
+@given(rho=st.floats(0.01, 5.0), adv=st.floats(-3.0, 3.0), dual_clip=st.sampled_from([None, 1.5, 3.0]))
+@settings(max_examples=200, derandomize=True, deadline=None)
+def test_clipped_slopes_are_the_derivatives_and_the_jax_term_uses_them(rho, adv, dual_clip):
+    eps = 0.2
+    # away from the kinks (ρ = 1 ± ε, ρ = c, A = 0) the derivative is unique: compare with autodiff of the term
+    if min(abs(rho - 1 + eps), abs(rho - 1 - eps), abs(adv), abs(rho - (dual_clip or -1))) < 1e-6:
+        return
+    rho_, adv_ = jnp.float64(rho), jnp.float64(adv)
+    expected = jax.grad(lambda r, a: clipped_term(r, a, eps, dual_clip), argnums=(0, 1))(rho_, adv_)
+    slopes = clipped_slopes(rho_, adv_, eps, dual_clip)
+    np.testing.assert_allclose(slopes, expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(jax.grad(clipped, argnums=(0, 1))(rho_, adv_, eps, dual_clip), expected, rtol=1e-12,
+                               atol=1e-15)
+    assert float(clipped(rho_, adv_, eps, dual_clip)) == float(clipped_term(rho_, adv_, eps, dual_clip))
+
+
+def test_clipped_slopes_inside_the_clip_are_the_unclipped_ones():
+    rho, adv = jnp.array([0.9, 1.0, 1.1]), jnp.array([-1.0, 2.0, 0.5])
+    d_rho, d_adv = clipped_slopes(rho, adv, 0.2)
+    np.testing.assert_array_equal(d_rho, adv)
+    np.testing.assert_array_equal(d_adv, rho)
+    np.testing.assert_array_equal(jax.grad(lambda r: jnp.sum(clipped_term(r, adv, 0.2)))(rho), d_rho)
 
 
 def test_dual_clip_floors_negative_advantage_terms():

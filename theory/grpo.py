@@ -42,6 +42,21 @@ def clipped_term(rho, adv, eps, dual_clip=None):
     return xp.where(adv < 0, xp.maximum(term, dual_clip * adv), term)
 
 
+def clipped_slopes(rho, adv, eps, dual_clip=None):
+    """The partial derivatives ``(∂ψ/∂ρ, ∂ψ/∂A)`` of :func:`clipped_term` ψ (3): ``(A, ρ)`` where the unclipped
+    ρA is the minimum, ``(0, clip(ρ, 1−ε, 1+ε))`` where the clip binds, and with ``dual_clip = c`` ``(0, c)`` where
+    the floor c·A binds. At a kink the unclipped side counts: inside [1 − ε, 1 + ε] both terms are ρA, so there
+    this is the derivative itself (and autodiff's average of the two equal sides)."""
+    xp = array_namespace(rho, adv)
+    clipped = xp.clip(rho, 1.0 - eps, 1.0 + eps)
+    unclipped = rho * adv <= clipped * adv
+    d_rho, d_adv = xp.where(unclipped, adv, 0.0 * adv), xp.where(unclipped, rho, clipped)
+    if dual_clip is None:
+        return d_rho, d_adv
+    floored = (adv < 0) & (xp.minimum(rho * adv, clipped * adv) < dual_clip * adv)
+    return xp.where(floored, 0.0 * adv, d_rho), xp.where(floored, dual_clip + 0.0 * adv, d_adv)
+
+
 def surrogate(rho, adv, eps, kl=0.0, kappa=0.0, dual_clip=None):
     """Behaviour-aware surrogate (3) of one group, to be maximised.
 
