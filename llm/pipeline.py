@@ -12,7 +12,8 @@ from tqdm.auto import tqdm
 
 from llm.loss import grpo_loss, sequence_advantages
 from llm.model import load
-from llm.probes import Recorder, flat, flat_grads, flat_params, probe_schedule, ratio_stats, staleness_probe
+from llm.probes import (Recorder, flat, flat_grads, flat_params, probe_schedule, ratio_stats, staleness_probe,
+                         trainable)
 from llm.rollout import accuracy, token_logprobs
 from llm.sources import SOURCES
 from llm.tasks import make_task
@@ -86,7 +87,7 @@ def train(config, model_and_tokenizer=None, progress=False):
     device = next(model.parameters()).device
     rng, probe_rng = np.random.default_rng([seed, 2]), np.random.default_rng([seed, 3])
     generator, probe_generator = (torch.Generator(device).manual_seed(s) for s in (seed, seed + 1_000_003))
-    params = [p for p in model.parameters() if p.requires_grad]  # θ's tensors, in flat_params' order
+    params = trainable(model)
     optimizer = make_optimizer(grpo.optimizer, params, config.eta)
     heldout = task.heldout()
     recorder = Recorder(config.steps)

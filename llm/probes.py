@@ -30,6 +30,11 @@ CLIP_THRESHOLD = 0.05
 """``clip_frac`` level whose crossing defines r_clip (31)."""
 
 
+def trainable(model):
+    """θ's tensors: the parameters that require gradients, in the order every flat vector uses."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
 def flat(tensors):
     """``tensors`` flattened in order into one detached float32 vector."""
     return torch.cat([t.detach().reshape(-1).float() for t in tensors])
@@ -37,7 +42,7 @@ def flat(tensors):
 
 def flat_params(model):
     """The trainable parameters as one detached float32 vector θ."""
-    return flat(_params(model))
+    return flat(trainable(model))
 
 
 def flat_grads(params):
@@ -73,10 +78,6 @@ def probe_schedule(steps, tau, every, lags, pipeline="reuse"):
     return schedule
 
 
-def _params(model):
-    return [p for p in model.parameters() if p.requires_grad]
-
-
 def _per_group(model, batch, grpo, size, device):
     """A :class:`Streamed` of the per-group surrogate gradients ∇ℓ(θ; β, z_b) (3) of ``batch`` at θ, one group
     at a time (the clipped term; κ's KL term does not depend on β and cancels in b (17))."""
@@ -90,7 +91,7 @@ def _per_group(model, batch, grpo, size, device):
         logp = token_logprobs(model, group.input_ids, group.attention_mask, length, grpo.temperature, group.group)
         loss, _, _ = grpo_loss(logp, group.behaviour_logp, group.completion_mask, sequence_advantages(group.rewards),
                                grpo.eps, sequence_ratio=grpo.sequence_ratio)
-        acc.add(b, torch.autograd.grad(loss, _params(model)), sign=-1.0)  # the loss is the negated surrogate
+        acc.add(b, torch.autograd.grad(loss, trainable(model)), sign=-1.0)  # the loss is the negated surrogate
     return acc
 
 
@@ -104,7 +105,7 @@ def staleness_probe(model, behaviour, theta, beta, tokenizer, task, grpo, rng, g
     prompts = grpo.probe_prompts or grpo.prompts
     stale, fresh = (rollout(policy, tokenizer, task.train(rng, prompts), grpo.group, grpo.max_new_tokens,
                             grpo.temperature, generator, 0) for policy in (behaviour, model))
-    size, device = sum(p.numel() for p in _params(model)), next(model.parameters()).device
+    size, device = sum(p.numel() for p in trainable(model)), next(model.parameters()).device
     model.train()
     s, f = _per_group(model, stale, grpo, size, device), _per_group(model, fresh, grpo, size, device)
     bias_sq, lo, hi, _ = squared_norm(s, f)
@@ -129,7 +130,7 @@ def staleness_probe(model, behaviour, theta, beta, tokenizer, task, grpo, rng, g
                                 sequence_ratio=grpo.sequence_ratio)[0]
                       - grpo_loss(logp, part.behaviour_logp, part.completion_mask, adv, grpo.eps,
                                   sequence_ratio=grpo.sequence_ratio)[0])
-        gap.add(a, torch.autograd.grad(difference, _params(model)), sign=-1.0)
+        gap.add(a, torch.autograd.grad(difference, trainable(model)), sign=-1.0)
     gap_sq, _, _, gap_se = squared_norm(gap)
     probe_G, probe_G_on = max(s.norms), max(f.norms)
     probe_tv, probe_gap = float(tv.mean()), math.sqrt(max(gap_sq, 0.0))

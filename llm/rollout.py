@@ -41,8 +41,7 @@ class Batch:
 
     def rows(self, groups):
         """The sub-batch of the groups in ``groups`` (a slice of prompt indices)."""
-        n = self.rewards.shape[1]
-        rows = slice(groups.start * n, groups.stop * n)
+        rows = slice(groups.start * self.group, groups.stop * self.group)
         behaviour = None if self.behaviour_logp is None else self.behaviour_logp[rows]
         return Batch(self.input_ids[rows], self.attention_mask[rows], self.completion_mask[rows], behaviour,
                      self.rewards[groups], self.version)

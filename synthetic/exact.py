@@ -97,7 +97,7 @@ def clipped(rho, adv, eps, dual_clip=None):
 def _clipped_jvp(eps, dual_clip, primals, tangents):
     (rho, adv), (d_rho, d_adv) = primals, tangents
     slope_rho, slope_adv = clipped_slopes(rho, adv, eps, dual_clip)
-    return clipped(rho, adv, eps, dual_clip), slope_rho * d_rho + slope_adv * d_adv
+    return clipped_term(rho, adv, eps, dual_clip), slope_rho * d_rho + slope_adv * d_adv
 
 
 def binomial_pmf(p, n_minus_1):
