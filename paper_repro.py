@@ -141,10 +141,14 @@ def _logits(option, text, n_arms=None):
 
 
 def _exact_jax():
-    """Exact bandit numbers are float64: the reports promise 1e-6 relative agreement."""
+    """Exact bandit numbers are float64: the reports promise 1e-6 relative agreement. Compiled programs are kept on
+    disk (:func:`synthetic.xla.use_compilation_cache`)."""
     import jax
 
+    from synthetic import xla
+
     jax.config.update("jax_enable_x64", True)
+    xla.use_compilation_cache()
 
 
 def _theory_table(result):

@@ -114,16 +114,33 @@ class EndTokenPolicy:
         context = along_tokens(jax.nn.log_softmax, logits)  # every next-token log-prob answers use
         return context.reshape(context.shape[0], -1) @ self.selector.T
 
-    def truncation(self, theta, prompt_ids=None):
-        """``P(no EOS within L tokens | x)`` ``[P]`` (or of ``prompt_ids``), forward over positions through the
-        reachable contexts only (BOS first, then a content token): no table of answers."""
+    def reachable_logits(self, theta, prompt_ids=None):
+        """Next-token logits of the contexts answers reach, ``[P, C, V+1]`` (or of ``prompt_ids``): the rows of
+        :func:`reachable` (C = 1 + (L−1)V: position 0 after BOS, then each later position after each content
+        token), built from their blocks without the full context table."""
         vocab = self.vocab
         transition, position, weights = self.blocks(theta)
         prompt = (self.features if prompt_ids is None else self.features[prompt_ids]) @ weights  # [P, V+1]
         first = transition[vocab + 1][None] + position[0][None] + prompt
-        running = jax.nn.softmax(first, axis=-1)[:, :vocab]  # at a content token, not ended yet
-        logits = transition[None, None, :vocab] + position[None, 1:, None] + prompt[:, None, None]  # [P, L−1, V, V+1]
-        content = along_tokens(jax.nn.softmax, logits)[..., :vocab]
+        later = transition[None, None, :vocab] + position[None, 1:, None] + prompt[:, None, None]  # [P, L−1, V, V+1]
+        return jnp.concatenate([first[:, None], later.reshape(prompt.shape[0], -1, vocab + 1)], axis=1)
+
+    def reachable_logp(self, theta, prompt_ids=None):
+        """``log π_θ(v | x, j, prev)`` of the contexts answers reach, ``[P, C, V+1]`` (or of ``prompt_ids``):
+        ``log π_θ(y|x)`` is the sum of the entries ``selector[y]`` picks from its flattened ``[P, C·(V+1)]``."""
+        return along_tokens(jax.nn.log_softmax, self.reachable_logits(theta, prompt_ids))
+
+    def truncation(self, theta, prompt_ids=None):
+        """``P(no EOS within L tokens | x)`` ``[P]`` (or of ``prompt_ids``), forward over positions through the
+        reachable contexts only (BOS first, then a content token): no table of answers."""
+        return self.never_ends(along_tokens(jax.nn.softmax, self.reachable_logits(theta, prompt_ids)))
+
+    def never_ends(self, probs):
+        """``P(no EOS within L tokens | x)`` ``[P]`` from the reachable contexts' next-token probabilities
+        ``[P, C, V+1]``: the probability of being at each content token, carried forward position by position."""
+        vocab = self.vocab
+        running = probs[:, 0, :vocab]  # at a content token, not ended yet
+        content = probs[:, 1:, :vocab].reshape(probs.shape[0], self.max_len - 1, vocab, vocab)
         for j in range(self.max_len - 1):  # a sum over V previous tokens, not a batched dot: tiny dots are slow on CPU
             running = jnp.sum(running[:, :, None] * content[:, j], axis=1)
         return jnp.sum(running, axis=1)

@@ -82,6 +82,10 @@ class SimTask:
     (graded: 16 of 64)."""
     val_pairs: jax.Array | None = None
     """``[A_val]`` the accepted pairs whose prompt has positive held-out weight (none: every pair)."""
+    train_pair_rows: jax.Array | None = None
+    """``[A_train]`` the row of each train pair's prompt in ``train_prompts``."""
+    val_pair_rows: jax.Array | None = None
+    """``[A_val]`` the row of each held-out pair's prompt in ``val_prompts``."""
 
     @classmethod
     def from_problem(cls, problem, theta_0, val_weights=None, name="task", ended_reward=0.0):
@@ -90,10 +94,10 @@ class SimTask:
         gain = np.asarray(problem.reward)[prompts, ids] - ended_reward
         val_weights = problem.prompt_weights if val_weights is None else jnp.asarray(val_weights)
         live, held_out = np.asarray(problem.prompt_weights) > 0, np.asarray(val_weights) > 0
+        splits = [(np.flatnonzero(used), np.flatnonzero(used[prompts])) for used in (live, held_out)]
+        rows = [np.searchsorted(split_prompts, prompts[pairs]) for split_prompts, pairs in splits]
         return cls(problem, jnp.asarray(theta_0, float), val_weights, jnp.asarray(prompts), jnp.asarray(ids),
-                   jnp.asarray(gain), ended_reward, name, jnp.asarray(np.flatnonzero(live)),
-                   jnp.asarray(np.flatnonzero(live[prompts])), jnp.asarray(np.flatnonzero(held_out)),
-                   jnp.asarray(np.flatnonzero(held_out[prompts])))
+                   jnp.asarray(gain), ended_reward, name, *(jnp.asarray(a) for a in (*splits[0], *splits[1], *rows)))
 
     def check(self):
         """Raise if the reward table is not of the form the fast ``success`` assumes."""
@@ -113,19 +117,30 @@ def success(task, theta, weights, split=None):
 
     ``split`` (``"train"`` or ``"val"``): ``weights`` vanish outside that split's prompts (``task.train_prompts``,
     ``task.val_prompts``), so only those prompts and their accepted pairs are visited: the same sum without its zero
-    terms.
+    terms. An end-token policy takes both parts from one table of its reachable contexts' log-probs (each accepted
+    answer sums the entries its selector row picks): 1.15–1.6× faster than a forward pass per accepted answer plus a
+    truncation pass (256 runs, float32, measured), which matters as the engine records it at every learner step.
     """
     policy = task.problem.policy
     accept_prompts, accept_ids, gain = task.accept_prompts, task.accept_ids, task.accept_gain
-    prompts, pairs = {"train": (task.train_prompts, task.train_pairs), "val": (task.val_prompts, task.val_pairs),
-                      None: (None, None)}[split]
-    if prompts is not None:
+    prompts, pairs, rows = {"train": (task.train_prompts, task.train_pairs, task.train_pair_rows),
+                            "val": (task.val_prompts, task.val_pairs, task.val_pair_rows),
+                            None: (None, None, None)}[split]
+    if prompts is None:
+        rows = accept_prompts
+    else:
         accept_prompts, accept_ids, gain = accept_prompts[pairs], accept_ids[pairs], gain[pairs]
-    accepted = gain * jnp.exp(policy.sequence_logp(theta, accept_prompts, accept_ids))
-    value = jnp.sum(weights[accept_prompts] * accepted)
+    table = policy.reachable_logp(theta, prompts) if hasattr(policy, "reachable_logp") else None  # [P', C, V+1]
+    if table is None:
+        accepted_logp = policy.sequence_logp(theta, accept_prompts, accept_ids)
+    else:
+        # a product with each answer's selector row, not a gather of its L entries (1.6× slower, measured)
+        accepted_logp = jnp.sum(policy.selector[accept_ids] * table.reshape(table.shape[0], -1)[rows], axis=-1)
+    value = jnp.sum(weights[accept_prompts] * (gain * jnp.exp(accepted_logp)))
     if task.ended_reward:
-        ended = weights if prompts is None else weights[prompts]
-        value = value + task.ended_reward * jnp.sum(ended * (1.0 - truncation(task, theta, prompts)))
+        never_ends = truncation(task, theta, prompts) if table is None else policy.never_ends(jnp.exp(table))
+        value = value + task.ended_reward * jnp.sum((weights if prompts is None else weights[prompts])
+                                                    * (1.0 - never_ends))
     return value
 
 

@@ -4,6 +4,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("REPRO_XLA_CACHE", "off")  # no compiled programs left in the user's cache by the tests
 
 import jax  # noqa: E402
 
