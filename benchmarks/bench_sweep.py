@@ -41,6 +41,9 @@ run-steps/s; misses 60 s), float64 109.4 s, without the Lemma 1 terms 60.3 s, on
 learner alone now fits, the probes (25 % of run time that evening) do not. Then the clipped term's derivative in
 closed form (``theory.grpo.clipped_slopes``; a probe of 256 runs 120 → 97 ms, G's bound 31 → 10 ms): the float32
 grid alternating with the previous engine, one process each, run 63.6 / 70.4 s old against 61.7 / 64.7 s new.
+Later that evening, the per-step success from one context table (``benchmarks/profile_sweep.py`` found it): 21:56
+76.2 s (7.7 s + 68.5 s), one probe per run 56.3 s of run, the compile from the persistent cache 3.2 s; 22:19, a slow
+spell, 83.6 s (8.2 s + 75.4 s), float64 146.9 s (21:11, previous engine: 73.1 s, one probe per run 44.1 s).
 """
 
 import argparse
