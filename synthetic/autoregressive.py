@@ -110,14 +110,13 @@ class EndTokenPolicy:
 
     def logp(self, theta):
         """``log π_θ(y|x)``, the exact ``[P, Y]`` table."""
-        logits = reachable(self.context_logits(theta), self.vocab)  # the contexts answers reach
-        context = along_tokens(jax.nn.log_softmax, logits)  # every next-token log-prob answers use
+        context = self.reachable_logp(theta)  # every next-token log-prob answers use
         return context.reshape(context.shape[0], -1) @ self.selector.T
 
     def reachable_logits(self, theta, prompt_ids=None):
         """Next-token logits of the contexts answers reach, ``[P, C, V+1]`` (or of ``prompt_ids``): the rows of
-        :func:`reachable` (C = 1 + (L−1)V: position 0 after BOS, then each later position after each content
-        token), built from their blocks without the full context table."""
+        :meth:`context_logits` that :func:`reachable` keeps (C = 1 + (L−1)V: position 0 after BOS, then each later
+        position after each content token), built from their blocks without the full table."""
         vocab = self.vocab
         transition, position, weights = self.blocks(theta)
         prompt = (self.features if prompt_ids is None else self.features[prompt_ids]) @ weights  # [P, V+1]
@@ -154,7 +153,7 @@ class EndTokenPolicy:
         # what its answers share: the T rows of the content tokens (rows), Σ_j δ_j's content (content) and the
         # squared norm of the rest (the BOS row and the Q rows)
         vocab, n_tokens = self.vocab, self.vocab + 1
-        probs = along_tokens(jax.nn.softmax, self.context_logits(theta))  # [P, L, V+2, V+1]
+        probs = along_tokens(jax.nn.softmax, self.reachable_logits(theta))  # [P, C, V+1]
         n_prompts, dtype = probs.shape[0], probs.dtype
         feature_sq = jnp.sum(self.features * self.features, axis=-1)[:, None]
         eye = jnp.eye(n_tokens, dtype=dtype)
@@ -162,12 +161,13 @@ class EndTokenPolicy:
         squared = []
         for j in range(self.max_len):
             if j == 0:  # the BOS row serves position 0 alone: its share of the norm is final at once
-                delta = eye[None, None] - probs[:, 0, vocab + 1][:, None, None, :]  # [P, prefix, next token, V+1]
+                delta = eye[None, None] - probs[:, 0][:, None, None, :]  # [P, prefix, next token, V+1]
                 rest = jnp.sum(delta * delta, axis=-1)
                 rows = jnp.zeros((n_prompts, 1, n_tokens, vocab, n_tokens), dtype)
             else:
                 n_prefix = vocab**j
-                row = jnp.broadcast_to(probs[:, j, None, :vocab], (n_prompts, n_prefix // vocab, vocab, n_tokens))
+                after = probs[:, None, 1 + (j - 1) * vocab: 1 + j * vocab]  # [P, 1, V, V+1]: j after each token
+                row = jnp.broadcast_to(after, (n_prompts, n_prefix // vocab, vocab, n_tokens))
                 delta = eye[None, None] - row.reshape(n_prompts, n_prefix, 1, n_tokens)
                 last = jnp.asarray(np.arange(n_prefix)[:, None] % vocab == np.arange(vocab), dtype)  # [prefix, V]
                 rows = rows[:, :, None] + last[None, :, None, :, None] * delta[:, :, :, None, :]
@@ -228,8 +228,9 @@ class EndTokenPolicy:
 
 def reachable(context, vocab):
     """The rows ``[P, 1 + (L−1)V, V+1]`` of a context table ``[P, L, V+2, V+1]`` that answers reach: position 0
-    after BOS, every later position after a content token (never after BOS or EOS). Half the table's rows, so
-    half the selector product of :meth:`EndTokenPolicy.logp` (and of each backward pass through it)."""
+    after BOS, every later position after a content token (never after BOS or EOS): the selector's columns, the
+    rows :meth:`EndTokenPolicy.reachable_logits` builds from θ. Half the table's rows, so half the selector product
+    of :meth:`EndTokenPolicy.logp` (and of each backward pass through it)."""
     n_prompts, max_len = context.shape[:2]
     later = context[:, 1:, :vocab].reshape(n_prompts, (max_len - 1) * vocab, vocab + 1)
     return jnp.concatenate([context[:, :1, vocab + 1], later], axis=1)

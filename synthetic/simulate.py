@@ -94,10 +94,13 @@ class SimTask:
         gain = np.asarray(problem.reward)[prompts, ids] - ended_reward
         val_weights = problem.prompt_weights if val_weights is None else jnp.asarray(val_weights)
         live, held_out = np.asarray(problem.prompt_weights) > 0, np.asarray(val_weights) > 0
-        splits = [(np.flatnonzero(used), np.flatnonzero(used[prompts])) for used in (live, held_out)]
-        rows = [np.searchsorted(split_prompts, prompts[pairs]) for split_prompts, pairs in splits]
+        splits = {}
+        for split, used in (("train", live), ("val", held_out)):
+            split_prompts, pairs = np.flatnonzero(used), np.flatnonzero(used[prompts])
+            splits |= {f"{split}_prompts": jnp.asarray(split_prompts), f"{split}_pairs": jnp.asarray(pairs),
+                       f"{split}_pair_rows": jnp.asarray(np.searchsorted(split_prompts, prompts[pairs]))}
         return cls(problem, jnp.asarray(theta_0, float), val_weights, jnp.asarray(prompts), jnp.asarray(ids),
-                   jnp.asarray(gain), ended_reward, name, *(jnp.asarray(a) for a in (*splits[0], *splits[1], *rows)))
+                   jnp.asarray(gain), ended_reward, name, **splits)
 
     def check(self):
         """Raise if the reward table is not of the form the fast ``success`` assumes."""
