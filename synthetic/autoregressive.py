@@ -74,12 +74,6 @@ class EndTokenPolicy:
     selector: jax.Array
     """``[Y, K]`` 0/1: which entries (position, previous token, token) of the :func:`reachable` contexts answer y
     uses."""
-    tokens: jax.Array
-    """``[Y, L]`` token ids (pad = EOS)."""
-    prev: jax.Array
-    """``[Y, L]`` previous token of each position (BOS first)."""
-    emitted: jax.Array
-    """``[Y, L]`` whether position j is emitted."""
     first_id: jax.Array
     """``[L+1]`` id of the first answer with m content tokens."""
     truncated: jax.Array
@@ -184,46 +178,43 @@ class EndTokenPolicy:
 
     def sequence_logp(self, theta, prompt_ids, answer_ids):
         """``log π_θ`` of (prompt, answer) id arrays of equal rank, broadcast against each other: only those
-        answers, so the learner's per-step cost scales with the batch, not with ``P·Y``. A prompt id shared along
-        the last axis (``[B, 1]`` against ``[B, n]``, a group) has its prompt logits computed once."""
-        shape = jnp.broadcast_shapes(prompt_ids.shape, answer_ids.shape)
-        answers = jnp.broadcast_to(answer_ids, shape).reshape(-1)
-        transition, position, weights = self.blocks(theta)
-        # the prompt logits once per distinct id row, repeated over the answers (and positions) that share it: a
-        # group's n answers cost one [k]·[k, V+1] product, not n (tiny batched dots are slow on CPU)
-        shared = len(shape) > 1 and prompt_ids.shape == (*shape[:-1], 1)
-        rows = prompt_ids.reshape(-1) if shared else jnp.broadcast_to(prompt_ids, shape).reshape(-1)
-        repeats = self.max_len * (shape[-1] if shared else 1)
-        prompt = jnp.repeat(self.features[rows] @ weights, repeats, axis=0)  # [N·L, V+1]
-        # one row per (answer, position), [N·L, V+1]: XLA's CPU loops are several times slower on rank ≥ 4 arrays
-        logits = transition[self.prev[answers].reshape(-1)] + jnp.tile(position, (answers.shape[0], 1)) + prompt
-        token_logp = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), self.tokens[answers].reshape(-1, 1),
-                                         axis=-1).reshape(-1, self.max_len)
-        return jnp.sum(jnp.where(self.emitted[answers], token_logp, 0.0), axis=-1).reshape(shape)
+        answers' prompts, so the learner's per-step cost scales with the batch, not with ``P·Y``. Each prompt id's
+        reachable contexts are computed once (a group's ``[B, 1]`` against its ``[B, n]`` answers: once per group)."""
+        table = self.reachable_logp(theta, prompt_ids.reshape(-1))
+        return self.answer_logp(table.reshape(*prompt_ids.shape, -1), answer_ids)
+
+    def answer_logp(self, table, answer_ids):
+        """``log π(y|x)`` of ``answer_ids`` from their prompts' flattened reachable log-probs ``table [..., K]``
+        (K = C·(V+1); leading axes broadcast against the ids'): each answer's selector row dotted with its table.
+        A dot has a dense backward pass, where a gather of each answer's tokens transposes into scatter-adds, and
+        is faster than a product summed over K (which XLA's CPU splits into windows of 32): value and gradient of a
+        batch 1.5–1.8× faster than the token gather, the forward 2×, with 256 runs (measured)."""
+        return jnp.matmul(self.selector[answer_ids][..., None, :], table[..., :, None])[..., 0, 0]
 
     def sample(self, theta, prompt_ids, key, n):
         """``n`` answers per prompt in ``prompt_ids [B]``, token by token as a language model samples: their ids
-        and log-probs ``[B, n]`` (the log-probs of the drawn tokens, so no second pass over the answers)."""
-        vocab, bos = self.vocab, self.vocab + 1
-        transition, position, weights = self.blocks(theta)
-        shape = (prompt_ids.shape[0], n)
-        prompt = jnp.repeat(self.features[prompt_ids] @ weights, n, axis=0)  # [B·n, V+1]: flat, as in sequence_logp
-        prev_token, ended = jnp.full(prompt.shape[0], bos), jnp.zeros(prompt.shape[0], bool)
-        digits, count = jnp.zeros(prompt.shape[0], int), jnp.zeros(prompt.shape[0], int)
-        logp = jnp.zeros(prompt.shape[0], theta.dtype)
+        and log-probs ``[B, n]`` (the latter as :meth:`sequence_logp` computes them, so ρ = 1 exactly at θ = β)."""
+        vocab = self.vocab
+        table = self.reachable_logp(theta, prompt_ids)  # [B, C, V+1]: every context an answer can reach
+        contexts, shape = table.shape[1], (prompt_ids.shape[0], n)
+        # each context's next-token CDF once, [B·C, V+1] (a flat view, as in along_tokens), not once per answer
+        cdf = jnp.cumsum(jnp.exp(table).reshape(-1, vocab + 1), axis=-1)
+        first = jnp.repeat(jnp.arange(shape[0]) * contexts, n)  # [B·n]: each answer's group's first context
+        context, ended = first, jnp.zeros(first.shape, bool)
+        digits, count = jnp.zeros(first.shape, int), jnp.zeros(first.shape, int)
         # inverse CDF per token: one uniform per (answer, position), the cheapest draw on CPU
         uniforms = jax.random.uniform(key, (self.max_len, *shape, 1), dtype=theta.dtype).reshape(self.max_len, -1, 1)
         for j in range(self.max_len):
-            token_logp = jax.nn.log_softmax(transition[prev_token] + position[j][None] + prompt, axis=-1)
-            token = jnp.minimum(jnp.sum(jnp.cumsum(jnp.exp(token_logp), -1) < uniforms[j], axis=-1), vocab)
-            logp = logp + jnp.where(ended, 0.0, jnp.take_along_axis(token_logp, token[:, None], -1)[:, 0])
+            token = jnp.minimum(jnp.sum(cdf[context] < uniforms[j], axis=-1), vocab)
             content = ~ended & (token < vocab)
             digits = jnp.where(content, digits * vocab + token, digits)
             count = count + content
             ended = ended | (token == vocab)
-            prev_token = token
+            # position j + 1 after content token v is context 1 + j·V + v (an ended answer's rows no longer count)
+            context = first + 1 + j * vocab + jnp.where(ended, 0, token)
         # answers are enumerated by content length m, then as base-V numbers: id = Σ_{k<m} V^k + digits
-        return (self.first_id[count] + digits).reshape(shape), logp.reshape(shape)
+        answers = (self.first_id[count] + digits).reshape(shape)
+        return answers, self.answer_logp(table.reshape(shape[0], 1, -1), answers)
 
 
 def reachable(context, vocab):
@@ -255,9 +246,6 @@ def make_policy(answers, prompt_features, vocab, end_offsets):
         features=jnp.asarray(prompt_features, dtype=float),
         offsets=jnp.asarray(end_offsets, dtype=float).reshape(max_len, 1),
         selector=jnp.asarray(reachable(selector, vocab).reshape(n_answers, -1)),
-        tokens=jnp.asarray(tokens),
-        prev=jnp.asarray(prev),
-        emitted=jnp.asarray(emitted),
         first_id=jnp.asarray(np.cumsum([0] + [vocab**m for m in range(max_len)])),
         truncated=jnp.asarray(answers.truncated),
         vocab=vocab,

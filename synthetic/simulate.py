@@ -45,6 +45,11 @@ from theory.pipeline import behaviour_step, ess_scaled_eta, is_sync, lag, per_pr
 
 STATIC = dict(metadata=dict(static=True))
 
+ENGINE_REVISION = 2
+"""Bumped whenever the same config and seed draw other numbers. Sweeps record it in their config, so a store is
+reused (or resumed) only by the engine revision that drew it. 2 (2026-12-03): the batch's log-probs from its prompts'
+reachable-context tables, equal to revision 1's within an ulp, so trajectories part where a draw or a clip flips."""
+
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 
 from results import SweepStore, complete, finished_store, to_dataset
 from synthetic import xla
-from synthetic.simulate import RunConfig, run
+from synthetic.simulate import ENGINE_REVISION, RunConfig, run
 from synthetic.tasks import TASKS, Family, make_task
 from theory.metrics import SWEEP_DIMS
 
@@ -81,6 +81,9 @@ class SweepConfig:
     """Knobs of the ``graded`` substrate (ignored by the other tasks)."""
     learner_dtype: str = "float64"
     """Precision of the learner loop (``float32``: 1.4× faster steps, measured; probes stay float64)."""
+    engine_revision: int = dataclasses.field(default=ENGINE_REVISION, init=False)
+    """The engine revision that runs it (:data:`synthetic.simulate.ENGINE_REVISION`): part of the recorded and hashed
+    config, so a store drawn by another revision is recomputed, not reused."""
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -163,7 +166,12 @@ def _tau_dataset(config, tau, metrics):
     variables = {name: (SWEEP_DIMS + ("proj",) * (np.ndim(value) - 3), np.asarray(value)[None])
                  for name, value in metrics.items()}
     coords = {"tau": [tau], "eta": list(config.etas), "seed": seeds, "step": np.arange(config.steps)}
-    return to_dataset(variables, coords, {**dataclasses.asdict(config), "engine": "synthetic"}, config.seed)
+    return to_dataset(variables, coords, store_config(config), config.seed)
+
+
+def store_config(config):
+    """What a store records (and a resumed sweep must match) of the sweep that wrote it."""
+    return {**dataclasses.asdict(config), "engine": "synthetic"}
 
 
 def run_sweep(config, out_path, progress=True, executor="local", workers=None, address=None):
@@ -176,11 +184,11 @@ def run_sweep(config, out_path, progress=True, executor="local", workers=None, a
     changes the numbers in the last bits (measured): so every executor writes
     the same store, and the local path keeps one call per τ.
     """
-    store_config = {**dataclasses.asdict(config), "engine": "synthetic"}
-    existing = finished_store(out_path, store_config)
+    recorded = store_config(config)
+    existing = finished_store(out_path, recorded)
     if existing is not None:
         return existing
-    store = SweepStore(out_path, store_config)
+    store = SweepStore(out_path, recorded)
     path, x64 = str(Path(out_path).resolve()), bool(jax.config.jax_enable_x64)
     jobs = [({"tau": int(tau)}, (tau_job, (config, int(tau), path, x64))) for tau in config.taus]
     return complete(store, jobs, executor, workers, address, progress, f"synthetic {config.task} sweep")
@@ -191,5 +199,5 @@ def tau_job(config, tau, out_path, x64):
     jax.config.update("jax_enable_x64", x64)  # a spawned worker starts in float32
     seeds = jnp.asarray(config.seed + np.arange(config.seeds))
     metrics = sweep_function(config)(jnp.asarray(config.etas, dtype=float), tau, seeds)
-    store = SweepStore(out_path, {**dataclasses.asdict(config), "engine": "synthetic"})
+    store = SweepStore(out_path, store_config(config))
     store.save(_tau_dataset(config, tau, jax.device_get(metrics)), tau=tau)

@@ -97,6 +97,17 @@ def test_another_config_is_not_mixed_into_a_store(tmp_path):
         run_sweep(dataclasses.replace(TINY, taus=(1,), eps=0.3), path, progress=False)
 
 
+def test_a_store_of_another_engine_revision_is_neither_reused_nor_resumed(tiny_store, tmp_path):
+    from results.plan import store_path
+
+    path, _ = tiny_store
+    older = dataclasses.replace(TINY)
+    object.__setattr__(older, "engine_revision", TINY.engine_revision - 1)  # as the previous engine recorded it
+    assert store_path(tmp_path, "s", older, False) != store_path(tmp_path, "s", TINY, False)
+    with pytest.raises(ValueError, match="another config"):
+        run_sweep(older, path, progress=False)  # its finished store is not returned, its parts are not mixed in
+
+
 def test_presets_span_the_grid_the_statistics_need():
     full = SweepConfig.preset("graded")
     assert full.seeds >= 32 and len(full.taus) >= 4 and len(full.etas) >= 8
