@@ -3,7 +3,11 @@
 * **Scaling.** Slope of log ‖b_t‖ on log(τ_t·η) over the probes of stable cells
   (no seed collapses), τ_t the measured lag at the probe (the store's
   ``staleness``, else t mod τ (11)); probes at τ_t = 0 carry no staleness and are
-  left out. Theory: 1. LLM stores estimate ‖b‖² (``bias_sq``, unbiased, may be
+  left out, and so are probes whose exact ‖b_t‖ lies below float64 resolution
+  (:data:`BIAS_RESOLUTION` · G_on, ``probe_G_on`` where recorded; else ‖b_t‖ = 0):
+  there the bias is the rounding of a difference of two gradients, not staleness,
+  and its log would set the slope (runs frozen at a saturated policy).
+  Theory: 1. LLM stores estimate ‖b‖² (``bias_sq``, unbiased, may be
   negative): there the slope s of ‖b‖² = A (τ_t η)^{2s} is fitted on ``bias_sq``
   itself, weighted by its interval, never on logs of a floored norm.
 * **Held-out bound.** C_b = max ‖b_t‖/‖θ_t − β_t‖ and U = max ‖u_t‖ over the stable
@@ -13,7 +17,8 @@
 * **Vacuity.** Lemma 1's bound ``bias_bound`` = 2 G TV + gap and the other split's
   ``bias_bound_alt`` = 2 G_on TV + gap_β: the share of probes each respects and the
   median factor bound/‖b_t‖ by which it overshoots; each split's C_b as the largest
-  secant bound/‖θ_t − β_t‖ over stable runs.
+  secant bound/‖θ_t − β_t‖ over stable runs. Ratios to ‖b_t‖ (here and in the
+  held-out check) skip the probes below float64 resolution, as the slope does.
 * **The rule from constants.** Pilot runs are every run at the smallest grid η (far
   below the boundary, so they carry no information on where it lies). U: the
   median over pilot runs of their largest ‖u_t‖ (``const_U`` where the engine
@@ -36,6 +41,9 @@ from analysis.store import grid, per_run, series
 
 CLIP_THRESHOLD = 0.1
 """clip_frac above which a pilot run's stale drift has reached r_clip **[choice]**."""
+BIAS_RESOLUTION = 1e-10
+"""‖b_t‖ ≤ this · G_on is float64 rounding **[choice]**: two equivalent float64 computations of the same probes
+differed by up to 2.2e-10 · G_on there, and by under 1e-10 relative wherever the bias was larger (docs/substrate.md)."""
 PROBE_LEVEL = 0.90
 """Level of the LLM probes' ``bias_sq_lo``/``bias_sq_hi`` intervals (CONTRACTS: 90 %)."""
 
@@ -48,6 +56,8 @@ class Theorem1:
     """Slope of log ‖b‖ on log(τ_t η) over stable cells (theory 1)."""
     slope_source: str = "not measured"
     probes: int = 0
+    unresolved: int = 0
+    """Probes of stable cells left out of the slope because their ‖b_t‖ is below float64 resolution."""
     heldout: dict = field(default_factory=dict)
     """``{"lemma1": {...}, "theorem1": {...}}``: C_b, U, respected share, median slack, probes checked."""
     vacuity: dict = field(default_factory=dict)
@@ -90,11 +100,13 @@ def theorem1(ds, events, n_boot=200, seed=0):
         amplitude = _sq_amplitude(x, bias_sq, use, sigma, result.slope.value)
         result.points["fit"] = _line(x[use], lambda v: amplitude * v ** (2 * result.slope.value))
     elif bias is not None:
-        use = stable & (x > 0) & np.isfinite(bias) & (bias > 0)
+        measured = stable & (x > 0) & np.isfinite(bias)
+        use = measured & resolved(ds, bias)
         result.slope = bootstrap(lambda idx: _log_slope(x[:, :, idx], bias[:, :, idx], use[:, :, idx]),
                                  ds.sizes["seed"], n_boot, seed)
         result.slope_source, result.probes = "bias_norm (exact)", int(use.sum())
-        shown = (x > 0) & np.isfinite(bias) & (bias > 0)
+        result.unresolved = int((measured & ~use).sum())
+        shown = (x > 0) & np.isfinite(bias) & resolved(ds, bias)
         result.points = {"x": x[shown], "y": bias[shown], "stable": stable[shown], **_bound_medians(ds, x, shown)}
         if np.isfinite(result.slope.value):
             intercept = np.mean(np.log(bias[use]) - result.slope.value * np.log(x[use]))
@@ -108,6 +120,14 @@ def theorem1(ds, events, n_boot=200, seed=0):
         if np.isfinite(c_bu) and result.points:
             result.points["theorem1"] = _line(result.points["x"], lambda v: c_bu * v)
     return result
+
+
+def resolved(ds, bias):
+    """Where the exact ‖b_t‖ is above float64 resolution: > :data:`BIAS_RESOLUTION` · ``probe_G_on`` where the store
+    records it, else > 0."""
+    scale = series(ds, "probe_G_on")
+    floor = 0.0 if scale is None else BIAS_RESOLUTION * np.where(np.isfinite(scale), scale, 0.0)
+    return bias > floor
 
 
 def _line(x, f):
@@ -188,7 +208,7 @@ def _heldout(ds, bias, stable, x):
     update = series(ds, "update_norm")
     fit_seeds, check_seeds = _halves(ds)
     fit_runs = stable & fit_seeds[None, None, :, None]
-    check = stable & check_seeds[None, None, :, None] & np.isfinite(bias) & (bias > 0) & (x > 0)
+    check = stable & check_seeds[None, None, :, None] & np.isfinite(bias) & resolved(ds, bias) & (x > 0)
     rows = {}
     if drift is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -214,7 +234,7 @@ def _vacuity(ds, bias, stable, name):
     bound = series(ds, name)
     if bound is None:
         return {"respected": np.nan, "median_factor": np.nan, "C_b": np.nan, "probes": 0}
-    use = np.isfinite(bias) & np.isfinite(bound) & (bias > 0)
+    use = np.isfinite(bias) & np.isfinite(bound) & resolved(ds, bias)
     drift = series(ds, "stale_drift")
     c_b = np.nan
     if drift is not None:

@@ -44,6 +44,12 @@ grid alternating with the previous engine, one process each, run 63.6 / 70.4 s o
 Later that evening, the per-step success from one context table (``benchmarks/profile_sweep.py`` found it): 21:56
 76.2 s (7.7 s + 68.5 s), one probe per run 56.3 s of run, the compile from the persistent cache 3.2 s; 22:19, a slow
 spell, 83.6 s (8.2 s + 75.4 s), float64 146.9 s (21:11, previous engine: 73.1 s, one probe per run 44.1 s).
+
+2026-12-03 02:35, engine revision 2 (the batch's log-probs from its prompts' context tables, docs/substrate.md),
+idle machine: **float32 sweep compile 6.0 s + run 36.8 s = 42.8 s (69,626 run-steps/s; meets 60 s)**, float64
+71.3 s, without the Lemma 1 terms 32.0 s of run, one probe per run 25.9 s: the probes take 30 % of run time
+(10.9 s; the learner got 1.8× faster, the probes did not), the Lemma 1 terms 13 %; compiled again from the
+persistent cache 1.9 s.
 """
 
 import argparse

@@ -59,6 +59,8 @@ def definitions():
         "(`grad_cos`) over the last 5 sync cycles before t*, minus the same τ's stable runs at those steps; "
         "the paper predicts ≥ 0. Rows store the negated difference so the bound reads ≤ 0.",
         "* **Theorem 1.** Slope of log ‖b_t‖ on log(τ_t η) over stable cells (τ_t: measured lag at the probe; "
+        f"probes whose exact ‖b_t‖ is below float64 resolution, {theorem1.BIAS_RESOLUTION:g}·G_on, are counted "
+        "apart and left out: there it is rounding, not staleness; "
         "LLM stores: weighted fit of ‖b‖² = A(τ_t η)^{2s} on the unfloored estimates); held-out: C_b and U "
         "are sups over the stable runs of even seed index, the bound checked on the odd ones; vacuity factor: "
         "median of bound ÷ ‖b_t‖ for Lemma 1 (`bias_bound`) and the other split (17b) (`bias_bound_alt`).",
@@ -124,7 +126,8 @@ def _theorem1_rows(analyses):
         held = t1.heldout.get("lemma1", {})
         vac = {k: t1.vacuity.get(k, {}) for k in ("lemma1", "alt")}
         lines.append(
-            f"| {name} | {fmt_interval(t1.slope)} | {t1.probes} | {fmt(held.get('C_b'))} "
+            f"| {name} | {fmt_interval(t1.slope)} | {t1.probes}"
+            f"{f' (+{t1.unresolved} below resolution)' if t1.unresolved else ''} | {fmt(held.get('C_b'))} "
             f"| {fmt(t1.heldout.get('theorem1', {}).get('U'))} | {fmt(held.get('respected'))} "
             f"| {fmt(held.get('median_slack'))} | {fmt(vac['lemma1'].get('median_factor'))} "
             f"| {fmt(vac['alt'].get('median_factor'))} | {fmt(vac['lemma1'].get('C_b'))} "

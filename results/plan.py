@@ -34,7 +34,7 @@ KNOBS = {
 """Per engine: seeds of the coarse and refined passes, the refined η count, the ESS twin's seeds (default: the
 refined pass's) and changes to the engine's preset (the full synthetic plan runs T = 1000 steps with a probe
 every 100, chosen when the 2000-step preset with 32 seeds took about 8 minutes per task on 2 cores; the
-5 τ × 8 η × 32-seed grid of ``benchmarks/bench_sweep.py`` took 84 s on 2026-12-02); and the planted
+5 τ × 8 η × 32-seed grid of ``benchmarks/bench_sweep.py`` took 84 s on 2026-12-02, 43 s on 2026-12-03); and the planted
 worlds REPORT.md measures its intervals' coverage on at each store's grid. Tune timing here."""
 
 SUBSTRATES = {

@@ -188,7 +188,7 @@ class EndTokenPolicy:
         (K = C·(V+1); leading axes broadcast against the ids'): each answer's selector row dotted with its table.
         A dot has a dense backward pass, where a gather of each answer's tokens transposes into scatter-adds, and
         is faster than a product summed over K (which XLA's CPU splits into windows of 32): value and gradient of a
-        batch 1.5–1.8× faster than the token gather, the forward 2×, with 256 runs (measured)."""
+        batch of 256 runs 2.4× faster than a gather of each answer's tokens, the product-sum 1.4× (measured)."""
         return jnp.matmul(self.selector[answer_ids][..., None, :], table[..., :, None])[..., 0, 0]
 
     def sample(self, theta, prompt_ids, key, n):

@@ -60,6 +60,21 @@ def test_only_stable_cells_enter_the_slope():
     assert rows(ds).slope.value == pytest.approx(1.0, abs=1e-9)
 
 
+def test_probes_below_float64_resolution_are_left_out_of_the_slope():
+    # runs frozen at a saturated policy: their exact bias is rounding (1e-17 of G_on) whatever τ_t η; left in,
+    # its logs would pull the slope towards 0
+    ds = world(probe_G_on=np.full((len(TAUS), len(ETAS), SEEDS, STEPS), 1.0))
+    frozen = ds["bias_norm"].values.copy()
+    frozen[:, -1, : SEEDS // 2] = np.where(np.isfinite(frozen[:, -1, : SEEDS // 2]), 1e-17, np.nan)
+    ds["bias_norm"].values[:] = frozen
+    t1 = rows(ds)
+    assert t1.slope.value == pytest.approx(1.0, abs=1e-9)
+    assert t1.unresolved == np.sum(np.isfinite(frozen[:, -1, : SEEDS // 2]))
+    assert np.all(t1.points["y"] > 1e-10)
+    without_scale = rows(ds.drop_vars("probe_G_on"))  # no gradient scale recorded: only exact zeros are left out
+    assert without_scale.unresolved == 0 and without_scale.slope.value < 0.5
+
+
 def test_held_out_bound_and_vacuity_factors():
     t1 = rows(world())
     lemma, theorem = t1.heldout["lemma1"], t1.heldout["theorem1"]
