@@ -98,6 +98,18 @@ def test_token_by_token_sampling_draws_from_the_exact_table():
         assert np.all(np.abs(frequency - p) <= 5 * np.sqrt(p * (1 - p) / n) + 1e-12)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_sampler_records_the_log_probs_the_learner_computes(dtype):
+    """ρ = 1 exactly at θ = β: the behaviour log-probs the sampler records are, bit for bit, the learner's."""
+    task = make_task("graded")
+    policy = jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a,
+                          task.problem.policy)
+    theta = (task.theta_0 + 0.3 * jax.random.normal(jax.random.PRNGKey(1), task.theta_0.shape)).astype(dtype)
+    prompts = jnp.arange(16) * 3
+    drawn, drawn_logp = jax.jit(policy.sample, static_argnums=3)(theta, prompts, jax.random.PRNGKey(7), 8)
+    np.testing.assert_array_equal(drawn_logp, jax.jit(policy.sequence_logp)(theta, prompts[:, None], drawn))
+
+
 @pytest.mark.parametrize("vocab, max_len", [(2, 3), (3, 4), (4, 2), (2, 1)])
 def test_closed_form_score_norms_equal_the_jacobians(vocab, max_len):
     answers = autoregressive.enumerate_answers(vocab, max_len)
