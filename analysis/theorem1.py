@@ -42,8 +42,10 @@ from analysis.store import grid, per_run, series
 CLIP_THRESHOLD = 0.1
 """clip_frac above which a pilot run's stale drift has reached r_clip **[choice]**."""
 BIAS_RESOLUTION = 1e-10
-"""‖b_t‖ ≤ this · G_on is float64 rounding **[choice]**: two equivalent float64 computations of the same probes
-differed by up to 2.2e-10 · G_on there, and by under 1e-10 relative wherever the bias was larger (docs/substrate.md)."""
+"""‖b_t‖ ≤ this · G_on counts as float64 rounding **[choice]**: ‖b_t‖ is the difference of two gradients of size up to
+G_on, whose rounding is ~1e-16·G_on; two equivalent float64 computations of the same probes differed by at most
+1.1e-16 in ‖b_t‖, beyond 1e-10 relative only where ‖b_t‖ < 2.2e-10·G_on (docs/substrate.md). On the 2026-12-03
+stores nearly every probe below the floor is exactly 0 (graded: 926 of 938)."""
 PROBE_LEVEL = 0.90
 """Level of the LLM probes' ``bias_sq_lo``/``bias_sq_hi`` intervals (CONTRACTS: 90 %)."""
 
@@ -85,6 +87,7 @@ def theorem1(ds, events, n_boot=200, seed=0):
     result = Theorem1()
     bias_sq = series(ds, "bias_sq")
     bias = series(ds, "bias_norm")
+    above = None if bias is None else resolved(ds, bias)
     if bias_sq is not None:
         low, high = series(ds, "bias_sq_lo"), series(ds, "bias_sq_hi")
         sigma = (high - low) / (2 * norm.ppf(0.5 + PROBE_LEVEL / 2)) if low is not None and high is not None else None
@@ -101,19 +104,19 @@ def theorem1(ds, events, n_boot=200, seed=0):
         result.points["fit"] = _line(x[use], lambda v: amplitude * v ** (2 * result.slope.value))
     elif bias is not None:
         measured = stable & (x > 0) & np.isfinite(bias)
-        use = measured & resolved(ds, bias)
+        use = measured & above
         result.slope = bootstrap(lambda idx: _log_slope(x[:, :, idx], bias[:, :, idx], use[:, :, idx]),
                                  ds.sizes["seed"], n_boot, seed)
         result.slope_source, result.probes = "bias_norm (exact)", int(use.sum())
         result.unresolved = int((measured & ~use).sum())
-        shown = (x > 0) & np.isfinite(bias) & resolved(ds, bias)
+        shown = (x > 0) & np.isfinite(bias) & above
         result.points = {"x": x[shown], "y": bias[shown], "stable": stable[shown], **_bound_medians(ds, x, shown)}
         if np.isfinite(result.slope.value):
             intercept = np.mean(np.log(bias[use]) - result.slope.value * np.log(x[use]))
             result.points["fit"] = _line(x[use], lambda v: np.exp(intercept) * v ** result.slope.value)
     if bias is not None:
-        result.heldout = _heldout(ds, bias, stable, x)
-        result.vacuity = {name: _vacuity(ds, bias, stable, var) for name, var in
+        result.heldout = _heldout(ds, bias, above, stable, x)
+        result.vacuity = {name: _vacuity(ds, bias, above, stable, var) for name, var in
                           (("lemma1", "bias_bound"), ("alt", "bias_bound_alt"))}
         line = result.heldout.get("theorem1", {})
         c_bu = line.get("C_b", np.nan) * line.get("U", np.nan)
@@ -203,12 +206,12 @@ def _max_over(values, runs):
     return float(v.max()) if v.size else np.nan
 
 
-def _heldout(ds, bias, stable, x):
+def _heldout(ds, bias, above, stable, x):
     drift = series(ds, "stale_drift")
     update = series(ds, "update_norm")
     fit_seeds, check_seeds = _halves(ds)
     fit_runs = stable & fit_seeds[None, None, :, None]
-    check = stable & check_seeds[None, None, :, None] & np.isfinite(bias) & resolved(ds, bias) & (x > 0)
+    check = stable & check_seeds[None, None, :, None] & np.isfinite(bias) & above & (x > 0)
     rows = {}
     if drift is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -230,11 +233,11 @@ def _check(bias, bound, check, constants):
             "median_slack": float(np.median(bound[use] / bias[use])), "probes": int(use.sum())}
 
 
-def _vacuity(ds, bias, stable, name):
+def _vacuity(ds, bias, above, stable, name):
     bound = series(ds, name)
     if bound is None:
         return {"respected": np.nan, "median_factor": np.nan, "C_b": np.nan, "probes": 0}
-    use = np.isfinite(bias) & np.isfinite(bound) & resolved(ds, bias)
+    use = np.isfinite(bias) & np.isfinite(bound) & above
     drift = series(ds, "stale_drift")
     c_b = np.nan
     if drift is not None:
